@@ -1,0 +1,1 @@
+"""Demo helpers: deterministic synthetic data so the example pipelines run end to end."""

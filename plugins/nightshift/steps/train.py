@@ -1,0 +1,116 @@
+"""Train: fit the feature transformer and the estimator together on the training split only.
+
+The result is ONE scikit-learn Pipeline (features + model), logged to MLflow with its signature,
+the data window, row counts, data hash, spec hash and git commit, so any version can be traced
+back to the data and code that made it.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import logging
+from typing import TYPE_CHECKING, Any
+
+from nightshift import metrics, storage
+from nightshift.backends import tracking
+from nightshift.spec import Pipeline
+from nightshift.steps import features
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+log = logging.getLogger(__name__)
+MODEL_ARTIFACT = "model"
+
+
+def target_values(spec: Pipeline, frame: "pd.DataFrame") -> Any:
+    """The label as the estimator sees it: 0/1 for binary, numbers for regression."""
+    y = frame[spec.target.column]
+    if spec.target.task == "binary":
+        return (y.astype(str) == str(spec.target.positive_class)).astype(int).to_numpy()
+    if spec.target.task == "regression":
+        return y.astype("float64").to_numpy()
+    return y.to_numpy()
+
+
+def make_estimator(spec: Pipeline, params: dict | None = None) -> Any:
+    """XGBoost, or the scikit-learn estimator the spec names, with the spec's parameters."""
+    params = {**spec.model.params, **(params or {})}
+    if spec.model.flavor == "xgboost":
+        import xgboost as xgb
+
+        defaults = {"random_state": spec.training.seed, "n_jobs": 2, "tree_method": "hist"}
+        if spec.target.task == "regression":
+            return xgb.XGBRegressor(**{**defaults, **params})
+        return xgb.XGBClassifier(**{**defaults, "eval_metric": "logloss", **params})
+    module_name, _, class_name = spec.model.estimator.rpartition(".")
+    estimator_class = getattr(importlib.import_module(module_name), class_name)
+    if "random_state" in estimator_class().get_params():
+        params.setdefault("random_state", spec.training.seed)
+    return estimator_class(**params)
+
+
+def fit_pipeline(spec: Pipeline, train: "pd.DataFrame", params: dict | None = None) -> Any:
+    """Transformer + estimator as one Pipeline, fitted on the given rows only."""
+    from sklearn.pipeline import Pipeline as SkPipeline
+
+    model = SkPipeline([("features", features.build_transformer(spec)), ("model", make_estimator(spec, params))])
+    model.fit(features.model_input(train, spec.feature_columns), target_values(spec, train))
+    return model
+
+
+def tune(spec: Pipeline, train: "pd.DataFrame") -> tuple[dict, list[dict]]:
+    """Random search within the trial budget, scored on the latest (or a random) fifth of the training rows."""
+    from sklearn.model_selection import ParameterSampler
+
+    tuning = spec.model.tuning
+    metric = tuning.metric or spec.metrics[0]
+    fit_rows, check_rows = features.split(spec, train, fraction=0.2)
+    trials = []
+    for params in ParameterSampler(tuning.space, n_iter=tuning.trials, random_state=spec.training.seed):
+        model = fit_pipeline(spec, fit_rows, params)
+        value = score_model(spec, model, check_rows, [metric])[metric]
+        trials.append({"params": params, metric: value})
+        log.info("tuning trial %d: %s -> %s=%.5f", len(trials), params, metric, value)
+    finite = [t for t in trials if t[metric] == t[metric]]
+    if not finite:
+        raise ValueError(f"tuning: every trial gave an undefined {metric}")
+    best = (max if metrics.greater_is_better(metric) else min)(finite, key=lambda t: t[metric])
+    return best["params"], trials
+
+
+def score_model(spec: Pipeline, model: Any, frame: "pd.DataFrame", names: list[str]) -> dict[str, float]:
+    """Spec metrics of a fitted pipeline on labelled rows."""
+    scores = metrics.predict_scores(model, features.model_input(frame, model_input_columns(model, spec)), spec.target.task)
+    classes = getattr(model, "classes_", None)
+    return metrics.compute(spec.target.task, names, target_values(spec, frame), scores, spec.evaluation.threshold, classes)
+
+
+def model_input_columns(model: Any, spec: Pipeline) -> list[str]:
+    """The raw columns a fitted pipeline reads (a champion may predate a spec change)."""
+    names = getattr(model, "feature_names_in_", None)
+    return list(names) if names is not None else spec.feature_columns
+
+
+def train(spec: Pipeline, train_uri: str, run_id: str, lineage: dict) -> dict:
+    """Fit (after optional tuning), log params, lineage and the model to the DAG run's MLflow run."""
+    import mlflow
+    from mlflow.models import infer_signature
+
+    tracking.client()
+    rows = storage.read_parquet(train_uri)
+    best_params, trials = tune(spec, rows) if spec.model.tuning else ({}, [])
+    model = fit_pipeline(spec, rows, best_params)
+    sample = features.model_input(rows.head(5), spec.feature_columns)
+    signature = infer_signature(sample, metrics.predict_scores(model, sample, spec.target.task))
+    with mlflow.start_run(run_id=run_id):
+        mlflow.log_params({**{f"model.{k}": v for k, v in {**spec.model.params, **best_params}.items()}, "flavor": spec.model.flavor})
+        mlflow.set_tags({f"nightshift.{k}": str(v) for k, v in lineage.items() if v is not None})
+        if trials:
+            mlflow.log_dict({"trials": trials, "best": best_params}, "tuning/trials.json")
+        info = mlflow.sklearn.log_model(
+            model, name=MODEL_ARTIFACT, signature=signature, input_example=sample, serialization_format="cloudpickle"
+        )
+    log.info("trained %s on %d rows; model %s", spec.model.estimator or "xgboost", len(rows), info.model_uri)
+    return {"model_uri": info.model_uri, "train_rows": len(rows), "best_params": json.loads(json.dumps(best_params, default=str))}

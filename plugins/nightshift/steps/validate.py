@@ -1,0 +1,615 @@
+"""Validation step: check a pandas frame against the spec with Great Expectations Core.
+
+The expectation suite is built from the spec's declared columns (`schema:`), the entity key, the
+target and the extra `expectations:`; it runs on an ephemeral GX context (no project folder, no
+Airflow provider). Every failed rule becomes one plain-words line naming the data source, the
+column and the rule, and `ValidationFailed` carries them all. When `docs_dir` is given, the GX Data
+Docs HTML (index.html plus one page per validation) is written there, pass or fail.
+
+pandas 3 / GX 1.24 notes (why the frame GX sees is a lightly normalised view):
+- `ExpectColumnValuesToBeInTypeList` compares pandas dtypes with numpy dtypes, so it can never
+  match the pandas 3 string dtype `str`, `category` or tz-aware `datetime64[..., tz]`. For string and
+  category columns GX is given an object-dtype view, where it checks every value is a `str`;
+  tz-aware timestamps are shown as naive UTC. Integer columns read with nulls from CSV are float64:
+  when every value is integral GX sees them as nullable Int64, otherwise as float64 (which fails the
+  integer type rule). Object columns holding `datetime.date` values (declared `date`) become
+  datetime64. None of this changes the caller's frame.
+- Value rules (range, allowed values, lengths, finiteness) are skipped for a column whose dtype
+  already breaks its type rule: GX raises on e.g. a range check over text. The type failure is
+  reported instead, with the offending values when pandas can name them.
+
+Importing this module is cheap: great_expectations and pandas are imported inside functions.
+"""
+
+from __future__ import annotations
+
+import datetime
+import logging
+import math
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from nightshift.spec import Pipeline
+
+log = logging.getLogger(__name__)
+
+EXAMPLES_SHOWN = 5
+_SITE = "nightshift"
+_GX_LOGGERS = ("great_expectations", "great_expectations.core", "great_expectations.data_context")
+
+_INT_TYPES = [
+    "int",  # python int: GX checks object columns value by value
+    *(f"int{b}" for b in (8, 16, 32, 64)),
+    *(f"uint{b}" for b in (8, 16, 32, 64)),
+    *(f"Int{b}Dtype" for b in (8, 16, 32, 64)),
+    *(f"UInt{b}Dtype" for b in (8, 16, 32, 64)),
+]
+_FLOAT_TYPES = ["float", "float16", "float32", "float64", "Float32Dtype", "Float64Dtype", *_INT_TYPES]
+_DATETIME_TYPES = [*(f"datetime64[{unit}]" for unit in ("s", "ms", "us", "ns")), "Timestamp"]
+# Type lists handed to ExpectColumnValuesToBeInTypeList, judged on the normalised view (see above).
+TYPE_LISTS: dict[str, list[str]] = {
+    "string": ["str"],  # object view of str / string / object columns: every value is a str
+    "category": ["str"],  # object view of str / string / object / category columns
+    "integer": _INT_TYPES,
+    "float": _FLOAT_TYPES,
+    "boolean": ["bool", "BooleanDtype"],
+    "timestamp": _DATETIME_TYPES,
+    "date": _DATETIME_TYPES,
+}
+TYPE_WORDS = {
+    "string": "string (dtype str, string or object)",
+    "category": "category (dtype str, string, object or category)",
+    "integer": "integer (an int dtype, or float64 holding only whole numbers)",
+    "float": "float (a float or int dtype)",
+    "boolean": "boolean (dtype bool or boolean)",
+    "timestamp": "timestamp (datetime64, with or without time zone)",
+    "date": "date (datetime64, or object holding dates)",
+}
+
+
+class ValidationFailed(Exception):
+    """Raised when data breaks the spec; str() lists every failure in plain words."""
+
+    def __init__(self, failures: list[str], docs_dir: str | None = None, summary: dict | None = None):
+        self.failures = list(failures)
+        self.docs_dir = docs_dir
+        self.summary = summary or {}
+        lines = [f"{len(self.failures)} data check(s) failed:", *(f"  - {line}" for line in self.failures)]
+        if docs_dir:
+            lines.append(f"Data Docs: {Path(docs_dir) / 'index.html'}")
+        super().__init__("\n".join(lines))
+
+
+@dataclass
+class _Rule:
+    """One expectation plus the words used to report it."""
+
+    expectation: Any
+    column: str | None  # None for table-level rules; "a, b" for compound keys
+    words: str
+    kind: str = "value"  # exist | table | type | value | custom
+    detail: str | None = None  # extra words for a failure (type rules: what pandas saw)
+
+
+@dataclass
+class _Plan:
+    rules: list[_Rule] = field(default_factory=list)
+    skipped: list[dict] = field(default_factory=list)
+    view: Any = None
+
+
+def validate_frame(
+    df: pd.DataFrame,
+    spec: Pipeline,
+    *,
+    include_target: bool,
+    source: str,
+    docs_dir: str | Path | None = None,
+    files: list | None = None,
+) -> dict:
+    """Validate df against the suite built from the spec. Returns a small JSON-able summary
+    {"success": True, "evaluated": n_expectations, "rows": len(df), "docs_dir": str|None, "results": [ {expectation, column, success, unexpected_count, ...} ]}.
+    Raises ValidationFailed (after writing Data Docs when docs_dir is given) when any expectation fails.
+
+    `include_target=False` (scoring) drops every rule on the target column (which may be absent)
+    and the spec's `applies_to: training` expectations. A spec expectation whose name is not a GX
+    expectation raises ValueError before any data is read.
+
+    `files` (`[file, rows]` per source file, in df's row order, as ingest records them) lets a failure
+    name the file(s) holding the offending rows instead of the whole source.
+    """
+    _quiet_gx()
+    import great_expectations as gx
+    from great_expectations.checkpoint import UpdateDataDocsAction
+    from great_expectations.core.run_identifier import RunIdentifier
+    from great_expectations.data_context.types.base import ProgressBarsConfig
+
+    plan = _plan(df, spec, include_target=include_target)
+    mode = "training" if include_target else "scoring"
+
+    context = gx.get_context(mode="ephemeral")
+    context.variables.progress_bars = ProgressBarsConfig(globally=False)
+    actions = []
+    docs_path: str | None = None
+    if docs_dir is not None:
+        docs_path = str(Path(docs_dir).resolve())
+        Path(docs_path).mkdir(parents=True, exist_ok=True)
+        context.add_data_docs_site(
+            _SITE,
+            {
+                "class_name": "SiteBuilder",
+                "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
+                "store_backend": {"class_name": "TupleFilesystemStoreBackend", "base_directory": docs_path},
+            },
+        )
+        actions.append(UpdateDataDocsAction(name="data_docs", site_names=[_SITE]))
+
+    batch_definition = (
+        context.data_sources.add_pandas("nightshift")
+        .add_dataframe_asset(spec.name)
+        .add_batch_definition_whole_dataframe(mode)
+    )
+    suite = gx.ExpectationSuite(name=f"{spec.name}.{mode}", meta={"source": source})
+    for index, rule in enumerate(plan.rules):
+        rule.expectation.meta = {**(rule.expectation.meta or {}), "nightshift_rule": index}
+        suite.add_expectation(rule.expectation)
+    suite = context.suites.add(suite)
+    definition = context.validation_definitions.add(
+        gx.ValidationDefinition(name=f"{spec.name}.{mode}", data=batch_definition, suite=suite)
+    )
+    checkpoint = context.checkpoints.add(
+        gx.Checkpoint(
+            name=f"{spec.name}.{mode}",
+            validation_definitions=[definition],
+            actions=actions,
+            result_format={"result_format": "SUMMARY", "partial_unexpected_count": 20},
+        )
+    )
+    run = checkpoint.run(
+        batch_parameters={"dataframe": plan.view},
+        run_id=RunIdentifier(run_name=_safe_run_name(source)),
+    )
+    suite_result = next(iter(run.run_results.values()))
+
+    rows = len(df)
+    results: list[dict] = []
+    failures: list[str] = []
+    reported = []
+    for result in suite_result.results:
+        index = int((result.expectation_config.meta or {})["nightshift_rule"])
+        reported.append((index, *_report(plan.rules[index], result, rows, _located(source, result, files))))
+    reported.sort(key=lambda item: item[0])  # suite order: table shape, then column by column
+    for _, entry, lines in reported:
+        results.append(entry)
+        failures.extend(lines)
+
+    summary = {
+        "success": not failures,
+        "evaluated": len(suite_result.results),
+        "rows": rows,
+        "source": source,
+        "mode": mode,
+        "docs_dir": docs_path,
+        "results": results,
+        "skipped": plan.skipped,
+    }
+    log.info(
+        "validated %d rows from %s against %s (%s): %d expectations, %d failure(s), %d rule(s) skipped%s",
+        rows, source, spec.name, mode, summary["evaluated"], len(failures), len(plan.skipped),
+        f"; Data Docs in {docs_path}" if docs_path else "",
+    )
+    if failures:
+        raise ValidationFailed(failures, docs_path, summary)
+    return summary
+
+
+def expectation_class(name: str) -> type:
+    """`expect_column_values_to_match_regex` or `ExpectColumnValuesToMatchRegex` -> the GX class."""
+    import great_expectations as gx
+
+    class_name = name if name[:1].isupper() else "".join(part.capitalize() for part in name.split("_"))
+    cls = getattr(gx.expectations, class_name, None)
+    if not (isinstance(cls, type) and issubclass(cls, gx.expectations.Expectation)):
+        raise ValueError(f"unknown Great Expectations expectation '{name}' (looked for gx.expectations.{class_name})")
+    return cls
+
+
+# --- building the suite ---------------------------------------------------------------------
+
+
+def _plan(df: pd.DataFrame, spec: Pipeline, *, include_target: bool) -> _Plan:
+    """The rules to run and the frame view GX validates (see the module docstring)."""
+    import great_expectations as gx
+
+    E = gx.expectations
+    target = spec.target.column
+    extras = _spec_expectations(spec, include_target=include_target)
+    declared = {name: col for name, col in spec.columns.items() if include_target or name != target}
+    present = set(map(str, df.columns))
+    plan = _Plan()
+    rules = plan.rules
+    seen: set[tuple] = set()
+    type_failed: set[str] = set()
+    missing = {name for name in declared if name not in present}
+
+    def add(expectation: Any, column: str | None, words: str, kind: str = "value", detail: str | None = None) -> None:
+        key = (type(expectation).__name__, repr(sorted(expectation.configuration.kwargs.items(), key=str)))
+        if key not in seen:
+            seen.add(key)
+            rules.append(_Rule(expectation, column, words, kind, detail))
+
+    def skip(column: str, words: str, reason: str) -> None:
+        plan.skipped.append({"column": column, "rule": words, "reason": reason})
+
+    # Table shape: every declared column exists, and nothing undeclared is present. The target
+    # may be absent at scoring time, and is allowed (not required) then.
+    allowed = list(declared)
+    if not include_target and target in present and target in spec.columns:
+        allowed.append(target)
+    add(E.ExpectTableColumnsToMatchSet(column_set=allowed, exact_match=True), None, "only declared columns are allowed", "table")
+    for name in declared:
+        add(E.ExpectColumnToExist(column=name), name, "column must exist", "exist")
+
+    view_columns: dict[str, Any] = {}
+    for name, col in declared.items():
+        if name in missing:
+            skip(name, "all rules", "column is missing")
+            continue
+        series = df[name]
+        view, ok, detail = _normalise(series, col.type)
+        if view is not series:
+            view_columns[name] = view
+        add(
+            E.ExpectColumnValuesToBeInTypeList(column=name, type_list=TYPE_LISTS[col.type]),
+            name,
+            f"values must be of type {TYPE_WORDS[col.type]}",
+            "type",
+            detail,
+        )
+        if not ok:
+            type_failed.add(name)
+        if not col.nullable:
+            add(E.ExpectColumnValuesToNotBeNull(column=name), name, "values must not be null")
+        if col.unique:
+            add(E.ExpectColumnValuesToBeUnique(column=name), name, "values must be unique")
+        value_rules = []
+        if col.min is not None or col.max is not None:
+            value_rules.append(
+                (
+                    E.ExpectColumnValuesToBeBetween(column=name, min_value=col.min, max_value=col.max),
+                    f"values must be between {_num(col.min)} and {_num(col.max)}",
+                )
+            )
+        if col.values is not None:
+            value_rules.append(
+                (E.ExpectColumnValuesToBeInSet(column=name, value_set=list(col.values)), f"values must be one of {_short_list(col.values)}")
+            )
+        if col.max_length is not None:
+            value_rules.append(
+                (
+                    E.ExpectColumnValueLengthsToBeBetween(column=name, max_value=col.max_length),
+                    f"text must be at most {col.max_length} characters long",
+                )
+            )
+        if col.type == "float":
+            value_rules.append(
+                (
+                    E.ExpectColumnValuesToNotBeInSet(column=name, value_set=[math.inf, -math.inf]),
+                    "values must be finite (no +inf or -inf; nulls are governed by nullable)",
+                )
+            )
+        for expectation, words in value_rules:
+            if name in type_failed:
+                skip(name, words, "the column breaks its type rule")
+            else:
+                add(expectation, name, words)
+
+    # Entity key: present, not null, unique (compound when several columns).
+    key = [c for c in spec.source.entity_key if include_target or c != target]
+    for name in key:
+        if name not in missing:
+            add(E.ExpectColumnValuesToNotBeNull(column=name), name, "entity key values must not be null")
+    if key and not (set(key) & missing):
+        if len(key) == 1:
+            add(E.ExpectColumnValuesToBeUnique(column=key[0]), key[0], "entity key values must be unique")
+        else:
+            add(
+                E.ExpectCompoundColumnsToBeUnique(column_list=key),
+                ", ".join(key),
+                "entity key (compound) must be unique",
+            )
+
+    # Target: a classification window needs labels on every row and at least two classes.
+    if include_target and target not in missing and target in declared:
+        add(E.ExpectColumnValuesToNotBeNull(column=target), target, "target values must not be null")
+        if spec.target.task in ("binary", "multiclass"):
+            add(
+                E.ExpectColumnUniqueValueCountToBeBetween(column=target, min_value=2),
+                target,
+                f"target must have at least 2 distinct classes for a {spec.target.task} task",
+            )
+
+    # Extra expectations from the spec (resolved up front, before anything else).
+    for expectation, columns, words in extras:
+        blocked = [c for c in columns if c in missing or c in type_failed]
+        column = ", ".join(columns) if columns else None
+        if blocked:
+            skip(column or "", words, f"column {', '.join(map(repr, blocked))} is missing or breaks its type rule")
+        else:
+            add(expectation, column, words, "custom")
+
+    plan.view = df.assign(**view_columns) if view_columns else df
+    return plan
+
+
+def _spec_expectations(spec: Pipeline, *, include_target: bool) -> list[tuple[Any, list[str], str]]:
+    """spec.expectations as (GX expectation, columns it reads, words); ValueError on a bad one."""
+    target = spec.target.column
+    out = []
+    for i, extra in enumerate(spec.expectations):
+        cls = expectation_class(extra.expectation)
+        columns = _referenced_columns(extra.kwargs)
+        if not include_target and (extra.applies_to == "training" or target in columns):
+            continue
+        try:
+            expectation = cls(**extra.kwargs)
+        except Exception as exc:  # pydantic validation of the kwargs
+            raise ValueError(
+                f"expectations[{i}] {extra.expectation}: invalid kwargs {extra.kwargs!r}: {exc}"
+            ) from None
+        out.append((expectation, columns, _custom_words(extra.expectation, extra.kwargs)))
+    return out
+
+
+def _normalise(series: pd.Series, logical: str) -> tuple[pd.Series, bool, str | None]:
+    """(column as GX should see it, dtype fits the logical type, words on what pandas saw).
+
+    The view only re-expresses dtypes GX 1.24 cannot recognise under pandas 3; when the dtype
+    does not fit, the view is left as is so the GX type rule fails on it.
+    """
+    import pandas as pd
+    from pandas.api import types as pt
+
+    dtype = series.dtype
+    if logical in ("string", "category"):
+        if isinstance(dtype, pd.CategoricalDtype) or pt.is_string_dtype(dtype) or dtype == object:
+            # Object view: GX checks each non-null value is a str (it cannot match dtype "str").
+            return series.astype(object), True, None
+        return series, False, f"dtype is {dtype}"
+    if logical in ("timestamp", "date"):
+        if dtype == object:
+            inferred = series.infer_objects()  # e.g. an object column of pd.Timestamp
+            if inferred.dtype != object:
+                return _normalise(inferred, logical)
+        if isinstance(dtype, pd.DatetimeTZDtype):
+            return series.dt.tz_convert(None), True, None
+        if pt.is_datetime64_dtype(dtype):
+            return series, True, None
+        if logical == "date" and dtype == object:
+            values = series.dropna()
+            if all(isinstance(v, datetime.date) for v in values):
+                return pd.Series(pd.to_datetime(series), index=series.index, name=series.name), True, None
+        text = dtype == object or pt.is_string_dtype(dtype)
+        return series, False, f"dtype is {dtype}{_non_matching(series, 'date') if text else ''}"
+    if logical == "boolean":
+        if pt.is_bool_dtype(dtype):
+            return series, True, None
+        return series, False, f"dtype is {dtype}"
+    # integer / float
+    if pt.is_bool_dtype(dtype) or not pt.is_numeric_dtype(dtype):
+        if dtype == object:
+            inferred = series.infer_objects()
+            if pt.is_numeric_dtype(inferred.dtype) and not pt.is_bool_dtype(inferred.dtype):
+                return _normalise(inferred, logical)
+        text = dtype == object or pt.is_string_dtype(dtype)
+        return series, False, f"dtype is {dtype}{_non_matching(series, 'number') if text else ''}"
+    if logical == "integer" and pt.is_float_dtype(dtype):
+        values = series.dropna().to_numpy(dtype="float64", na_value=float("nan"))
+        fractional = values[~((values % 1) == 0)]
+        if len(fractional) == 0:
+            return series.astype("Int64"), True, None
+        examples = _examples(list(dict.fromkeys(fractional.tolist())))
+        return series, False, f"dtype is {dtype} with {len(fractional)} non-whole value(s), e.g. {examples}"
+    return series, True, None
+
+
+def _non_matching(series: pd.Series, what: str) -> str:
+    """`; 2 value(s) are not numbers, e.g. ['n/a']` for text in a numeric or date column."""
+    import pandas as pd
+
+    values = series.dropna()
+    if values.empty:
+        return ""
+    try:
+        if what == "number":
+            parsed = pd.to_numeric(values, errors="coerce")
+        else:
+            parsed = pd.to_datetime(values, errors="coerce", format="mixed")
+    except (TypeError, ValueError):
+        return ""
+    bad = values[parsed.isna()]
+    if bad.empty:
+        return f" (every value parses as a {what}: convert the column before validating, e.g. {_examples(values.head(3).tolist())})"
+    return f"; {len(bad)} value(s) are not {what}s, e.g. {_examples(list(dict.fromkeys(bad.head(200).tolist())))}"
+
+
+# --- reporting ------------------------------------------------------------------------------
+
+
+def _located(source: str, result: Any, files: list | None) -> str:
+    """The file(s) behind a failure's example rows (GX's partial_unexpected_index_list), else the whole source."""
+    import bisect
+    import itertools
+
+    indices = (result.result or {}).get("partial_unexpected_index_list") if not result.success else None
+    if not files or not indices:
+        return source
+    ends = list(itertools.accumulate(int(n) for _, n in files))
+    hit: list[str] = []
+    for index in indices:
+        try:
+            k = bisect.bisect_right(ends, int(index))
+        except (TypeError, ValueError):  # compound keys report dicts, not positions
+            continue
+        if k < len(ends) and files[k][0] not in hit:
+            hit.append(files[k][0])
+    if not hit:
+        return source
+    return hit[0] if len(hit) == 1 else f"{hit[0]} (and {len(hit) - 1} more file{'s' if len(hit) > 2 else ''})"
+
+
+def _report(rule: _Rule, result: Any, rows: int, source: str) -> tuple[dict, list[str]]:
+    """A JSON-able entry for the summary, and the failure lines (none when it passed)."""
+    config = result.expectation_config
+    res = dict(result.result or {})
+    error = _exception_message(result.exception_info)
+    entry = {
+        "expectation": config.type,
+        "column": rule.column,
+        "rule": rule.words,
+        "success": bool(result.success) and error is None,
+        "unexpected_count": _jsonable(res.get("unexpected_count")),
+    }
+    if "observed_value" in res:
+        entry["observed_value"] = _jsonable(res["observed_value"])
+    if error:
+        entry["error"] = error
+    if entry["success"]:
+        return entry, []
+
+    where = f"{source}: column '{rule.column}'" if rule.column and "," not in rule.column else (
+        f"{source}: columns {', '.join(repr(c) for c in rule.column.split(', '))}" if rule.column else f"{source}: table"
+    )
+    if error:
+        return entry, [f"{where}: {rule.words} — could not be evaluated: {error}"]
+    if rule.kind == "table":
+        mismatched = (res.get("details") or {}).get("mismatched") or {}
+        extra = mismatched.get("unexpected") or []
+        lines = [
+            f"{source}: column '{name}': {rule.words} — '{name}' is not declared in the spec's schema" for name in extra
+        ]
+        # Missing columns are reported by their own "column must exist" rule.
+        entry["unexpected_columns"] = list(extra)
+        return entry, lines
+    if rule.kind == "exist":
+        return entry, [f"{where}: {rule.words} — it is missing from the data"]
+    if rule.kind == "type":
+        count = res.get("unexpected_count")
+        if count:  # object column: GX checked value by value
+            return entry, [f"{where}: {rule.words} — {_count_words(count, rows, res)}"]
+        observed = res.get("observed_value")
+        detail = rule.detail or (f"observed {observed}" if observed is not None else "type check failed")
+        return entry, [f"{where}: {rule.words} — {detail}"]
+    count = res.get("unexpected_count")
+    if count is not None:
+        return entry, [f"{where}: {rule.words} — {_count_words(count, rows, res)}"]
+    observed = res.get("observed_value")
+    return entry, [f"{where}: {rule.words} — observed {_jsonable(observed)!r}"]
+
+
+def _count_words(count: int, rows: int, res: dict) -> str:
+    share = (100.0 * count / rows) if rows else 0.0
+    text = f"{count} of {rows} rows ({share:.2f}%) break it"
+    examples = [v for v in res.get("partial_unexpected_list") or [] if not _is_null(v)]
+    if examples:
+        text += f", e.g. {_examples(list(_unique(examples)))}"
+    return text
+
+
+def _examples(values: list) -> str:
+    return repr([_jsonable(v) for v in values[:EXAMPLES_SHOWN]])
+
+
+def _unique(values: list):
+    seen = []
+    for v in values:
+        marker = repr(v)
+        if marker not in seen:
+            seen.append(marker)
+            yield v
+
+
+def _is_null(value: Any) -> bool:
+    import pandas as pd
+
+    try:
+        return bool(pd.isna(value))
+    except (TypeError, ValueError):  # list-like values (compound keys) are never null
+        return False
+
+
+def _exception_message(info: Any) -> str | None:
+    """GX puts either one {raised_exception, exception_message} dict or one per metric."""
+    if not info:
+        return None
+    if "raised_exception" in info:
+        return str(info.get("exception_message")) if info.get("raised_exception") else None
+    messages = [str(v.get("exception_message")) for v in info.values() if isinstance(v, dict) and v.get("raised_exception")]
+    return "; ".join(dict.fromkeys(messages)) or None
+
+
+def _jsonable(value: Any) -> Any:
+    """numpy / pandas scalars and containers -> plain JSON types (inf and NaN stay floats)."""
+    if value is None or type(value) in (bool, int, str):
+        return value
+    if isinstance(value, float):
+        return float(value)  # np.float64 is a float subclass: drop it so repr() stays plain
+    if isinstance(value, str):
+        return str(value)
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set)):
+        return [_jsonable(v) for v in value]
+    item = getattr(value, "item", None)
+    if callable(item):
+        try:
+            return _jsonable(item())
+        except (TypeError, ValueError):
+            pass
+    if isinstance(value, (datetime.date, datetime.datetime)) or hasattr(value, "isoformat"):
+        return value.isoformat()
+    return str(value)
+
+
+def _num(value: float | None) -> str:
+    if value is None:
+        return "None"
+    return str(int(value)) if float(value).is_integer() else repr(value)
+
+
+def _short_list(values: list, limit: int = 12) -> str:
+    shown = ", ".join(repr(v) for v in values[:limit])
+    return f"[{shown}{', ...' if len(values) > limit else ''}]"
+
+
+def _referenced_columns(kwargs: dict) -> list[str]:
+    cols: list[str] = []
+    for key in ("column", "column_A", "column_B"):
+        if isinstance(kwargs.get(key), str):
+            cols.append(kwargs[key])
+    for key in ("column_list", "column_set"):
+        if isinstance(kwargs.get(key), (list, tuple)):
+            cols.extend(c for c in kwargs[key] if isinstance(c, str))
+    return list(dict.fromkeys(cols))
+
+
+def _custom_words(name: str, kwargs: dict) -> str:
+    args = ", ".join(f"{k}={v!r}" for k, v in kwargs.items() if k not in ("column",))
+    return f"{name}({args})"
+
+
+def _safe_run_name(source: str) -> str:
+    """Run names become folder names in Data Docs: keep them path-safe and short."""
+    return re.sub(r"[^A-Za-z0-9._=-]+", "_", source).strip("_")[:120] or "run"
+
+
+def _quiet_gx() -> None:
+    for name in _GX_LOGGERS:
+        logger = logging.getLogger(name)
+        if logger.level == logging.NOTSET or logger.level < logging.WARNING:
+            logger.setLevel(logging.WARNING)
