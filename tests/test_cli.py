@@ -1,0 +1,57 @@
+"""The nightshift CLI: draft a spec from a CSV, validate, train it in-process, status and rollback."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import yaml
+
+from nightshift import cli
+from nightshift.backends import tracking
+from nightshift.demo.generate import write_house_sales
+
+
+def test_schema_and_validate_commands(capsys, tmp_path):
+    assert cli.main(["schema"]) == 0
+    assert json.loads(capsys.readouterr().out)["title"] == "Nightshift pipeline spec"
+    assert cli.main(["validate"]) == 0
+    assert "ok       " in capsys.readouterr().out
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: bad\n")
+    assert cli.main(["validate", str(bad)]) == 1
+    assert f"{bad}: description: required field is missing" in capsys.readouterr().out
+
+
+@pytest.mark.e2e
+def test_new_from_csv_validates_trains_and_rolls_back(airflow_db, local_state, tmp_path, monkeypatch, capsys):
+    csv = tmp_path / "sales.csv"
+    write_house_sales(csv, rows=600)
+    pipelines = tmp_path / "pipelines"
+    monkeypatch.setenv("NIGHTSHIFT_PIPELINES_DIR", str(pipelines))
+    assert cli.main(["new", "sales_price", "--from", str(csv), "--target", "price"]) == 0
+    drafted = yaml.safe_load((pipelines / "sales_price.yaml").read_text())
+    assert drafted["target"] == {"column": "price", "task": "regression"}
+    assert drafted["source"]["entity_key"] == ["sale_id"]
+    assert drafted["schema"]["condition"]["values"] == ["excellent", "fair", "good", "poor"]
+    assert drafted["schema"]["sqft"] == {"type": "float", "nullable": False, "min": 0}
+    assert cli.main(["new", "sales_price", "--from", str(csv), "--target", "price"]) == 1  # no silent overwrite
+
+    assert cli.main(["run", "sales_price", "--date", "2026-02-01", "--train"]) == 0
+    out = capsys.readouterr().out
+    assert "-> ingest ..." in out and "sales_price_train success" in out
+    assert cli.main(["run", "sales_price", "--date", "2026-02-08", "--train"]) == 0
+    assert str(tracking.champion("sales_price").version) in ("1", "2")
+
+    assert cli.main(["rollback", "sales_price", "--to", "1"]) == 0
+    assert str(tracking.champion("sales_price").version) == "1"
+    assert cli.main(["rollback", "sales_price", "--to", "9"]) == 1
+    capsys.readouterr()
+    assert cli.main(["status", "sales_price"]) == 0
+    status = capsys.readouterr().out
+    assert "sales_price: champion version 1" in status and status.count("manual__") == 2
+
+
+def test_unknown_pipeline_is_a_clear_error(capsys):
+    assert cli.main(["status", "no_such_pipeline"]) == 2
+    assert "no pipeline named 'no_such_pipeline'" in capsys.readouterr().err

@@ -1,0 +1,212 @@
+"""Monitoring as plain functions: PSI and KS by hand, bins, the noise floor, comparisons, alerts, rendering."""
+
+from __future__ import annotations
+
+import math
+from datetime import date, timedelta
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+from nightshift import alerts, drift
+from nightshift.demo.generate import credit_applications_for_day
+from nightshift.spec import Drift, Notify, find_spec
+from nightshift.steps import monitor, profile
+
+REFERENCE_DAYS = [date(2025, 11, 27) + timedelta(days=d) for d in range(36)]  # like the held-out split of a 180-day window
+
+
+# --- statistics against hand-computed values -------------------------------------------------
+
+def test_psi_matches_the_hand_computed_value():
+    # shares with half a row per bin: (50.5, 30.5, 20.5) / 101.5 against (20.5, 30.5, 50.5) / 101.5;
+    # the middle bin contributes 0, the outer two (50.5 - 20.5) / 101.5 * ln(50.5 / 20.5) each
+    expected = 2 * (30 / 101.5) * math.log(50.5 / 20.5)
+    assert drift.psi([50, 30, 20], [20, 30, 50]) == pytest.approx(expected, abs=1e-12)
+    assert expected == pytest.approx(0.53294, abs=1e-5)
+    assert drift.psi([500, 500], [500, 500]) == 0.0
+    # large counts: smoothing is negligible, PSI = (0.4 - 0.5) ln(0.8) + (0.6 - 0.5) ln(1.2)
+    assert drift.psi([50_000, 50_000], [40_000, 60_000]) == pytest.approx(0.1 * math.log(1.2) - 0.1 * math.log(0.8), abs=1e-5)
+
+
+def test_empty_bin_costs_a_finite_amount():
+    # reference shares 20.5/41 = 0.5 each; current 0.5/41 (the empty bin) and 40.5/41
+    value = drift.psi([20, 20], [0, 40])
+    empty, full = 0.5 / 41, 40.5 / 41
+    assert value == pytest.approx((empty - 0.5) * math.log(empty / 0.5) + (full - 0.5) * math.log(full / 0.5), abs=1e-12)
+    assert value == pytest.approx(2.14363, abs=1e-5)  # with 1e-4 for empty shares it would be 4.6
+
+
+def test_ks_statistic_by_hand_and_against_scipy():
+    assert drift.ks_statistic([1, 2, 3, 4], [3, 4, 5, 6]) == 0.5  # at x=2: F_ref 0.5, F_cur 0
+    assert drift.ks_statistic([1, 2, 2, 3, 10], [2, 2, 4]) == pytest.approx(0.2)  # x=1: 0.2 vs 0; x=4: 0.8 vs 1
+    assert drift.ks_statistic([1.0, np.nan, 2.0], [1.0, 2.0]) == 0.0
+    assert math.isnan(drift.ks_statistic([1.0], []))
+    rng = np.random.default_rng(3)
+    a, b = rng.normal(size=300), rng.normal(0.4, 1.2, size=70)
+    assert drift.ks_statistic(a, b) == pytest.approx(stats.ks_2samp(a, b).statistic, abs=1e-12)
+
+
+def test_quantile_bins_use_actual_values_and_never_leave_a_reference_bin_empty():
+    values = np.arange(1, 101, dtype=float)
+    edges = drift.quantile_edges(values, 10)
+    assert edges == [10, 20, 30, 40, 50, 60, 70, 80, 90]
+    assert drift.bin_counts(values, edges) == [10] * 10
+    binary = [0.0] * 70 + [1.0] * 30 + [np.nan] * 5  # few distinct values: (-inf, 0], (0, inf)
+    assert drift.quantile_edges(binary, 10) == [0.0]
+    assert drift.bin_counts(binary, [0.0]) == [70, 30]
+
+
+def test_noise_floor_is_what_chance_alone_reaches_on_small_samples():
+    uniform = [144] * 10
+    small, large = drift.noise_floor(uniform, 40, 1e-4), drift.noise_floor(uniform, 100_000, 1e-4)
+    # chi-square sanity check: PSI is about chi2(9) * (1/n + 1/N); its 1 - 1e-4 quantile is 33.7, so ~0.86 for 40 rows,
+    # and a huge partition is still limited by the 1440-row reference: ~0.024
+    assert 0.6 < small < 1.0
+    assert 0.015 < large < 0.03
+    assert drift.noise_floor([100_000] * 10, 100_000, 1e-4) < 0.001
+    assert drift.noise_floor(uniform, 40, 1e-4) == small  # seeded: reproducible
+    assert drift.status(0.5, small, 0.1, 0.25) == drift.OK  # over both thresholds, but chance explains it
+    assert drift.status(1.2, small, 0.1, 0.25) == drift.FAIL
+    assert drift.status(0.15, 0.01, 0.1, 0.25) == drift.WARN
+    assert drift.status(None, 0.0, 0.1, 0.25) == drift.EMPTY
+    assert drift.worst([drift.OK, drift.EMPTY, drift.WARN]) == drift.WARN and drift.worst([drift.EMPTY]) == drift.OK
+
+
+# --- profile and comparisons on generated data -------------------------------------------------
+
+@pytest.fixture(scope="module")
+def credit():
+    return find_spec("credit_default")
+
+
+def _days(days, rows=40, drift_=False) -> pd.DataFrame:
+    return pd.concat([credit_applications_for_day(d, rows=rows, drift=drift_) for d in days], ignore_index=True)
+
+
+@pytest.fixture(scope="module")
+def reference(credit):
+    held_out = _days(REFERENCE_DAYS)
+    scores = np.random.default_rng(0).beta(2, 8, len(held_out))  # stands in for model scores
+    return profile.build_profile(credit, held_out, scores)
+
+
+def test_profile_holds_bins_categories_null_rates_and_score(credit, reference):
+    assert set(reference["columns"]) == {"income", "loan_amount", "utilization", "employment_years", "age", "debt",
+                                         "grade", "region", "home_ownership"}  # application_date (time) is not monitored
+    income = reference["columns"]["income"]
+    assert income["kind"] == "numeric" and len(income["counts"]) == len(income["edges"]) + 1 == 10
+    assert sum(income["counts"]) == pytest.approx(income["rows"] * (1 - income["null_rate"]))
+    assert 0.005 < income["null_rate"] < 0.05 and len(income["sample"]) == profile.SAMPLE_SIZE
+    grade = reference["columns"]["grade"]
+    assert grade["kind"] == "categorical" and set(grade["counts"]) == set("ABCDEFG") and grade["null_rate"] == 0
+    assert reference["score"]["kind"] == "numeric" and reference["rows"] > 1000
+
+
+def test_no_alarm_on_stable_seeded_data_over_14_days(credit, reference):
+    """40 rows a day: PSI averages about 0.2 by chance with 10 bins, so only the noise floor keeps this quiet."""
+    rng = np.random.default_rng(1)
+    biggest = {}
+    for day in [date(2026, 2, 1) + timedelta(days=d) for d in range(14)]:
+        frame = credit_applications_for_day(day, rows=40)
+        results = monitor.compare_partition(reference, frame, rng.beta(2, 8, len(frame)), credit.monitoring.drift)
+        assert {r["status"] for r in results} == {drift.OK}, [(r["feature"], r["psi"], r["psi_noise_floor"]) for r in results]
+        for r in results:
+            biggest[r["feature"]] = max(biggest.get(r["feature"], 0), r["psi"])
+    assert max(biggest.values()) > credit.monitoring.drift.fail  # raw PSI alone would have alarmed
+
+
+def test_injected_drift_is_detected_with_40_rows(credit, reference):
+    frame = credit_applications_for_day(date(2026, 2, 11), rows=40, drift=True)
+    results = {r["feature"]: r for r in monitor.compare_partition(reference, frame, np.full(len(frame), 0.1), credit.monitoring.drift)}
+    assert results["income"]["status"] == results["utilization"]["status"] == drift.FAIL
+    assert results["income"]["psi"] > results["income"]["psi_noise_floor"] > credit.monitoring.drift.fail
+    assert results["income"]["ks"] > 0.3 and results["region"]["status"] == drift.OK
+    assert drift.worst([r["status"] for r in results.values()]) == drift.FAIL
+
+
+def test_null_rates_unseen_categories_and_empty_partitions(credit, reference):
+    config = Drift()
+    out = monitor.compare_categorical(reference["columns"]["grade"], pd.Series(["A", "Z", "Z", None]), config)
+    assert out["unseen_categories"] == 2 and out["unseen_examples"] == "Z" and out["_labels"][-1] == "(unseen)"
+    assert out["null_rate"] == 0.25 and out["null_rate_change"] == 0.25
+    numeric = monitor.compare_numeric(reference["columns"]["income"], pd.Series([np.nan, np.nan]), config)
+    assert numeric["psi"] is None and numeric["null_rate"] == 1.0
+    nothing = credit_applications_for_day(date(2026, 2, 1)).head(0)
+    empty = monitor.compare_partition(reference, nothing, [], credit.monitoring.drift)
+    assert {r["status"] for r in empty} == {drift.EMPTY} and all(r["partition_rows"] == 0 for r in empty)
+
+
+def test_table_rows_and_summary(credit, reference):
+    frame = credit_applications_for_day(date(2026, 2, 11), rows=40, drift=True).assign(
+        **{monitor.PARTITION_COLUMN: date(2026, 2, 11)})
+    scores = pd.DataFrame({"SCORE": np.full(len(frame), 0.1), "PARTITION_DATE": date(2026, 2, 11)})
+    by_date = monitor.compare_dates(credit, reference, frame, scores, [date(2026, 2, 11), date(2026, 2, 12)])
+    model_ref = {"model_version": "3", "mlflow_run_id": "r1"}
+    rows = monitor.table_rows(credit, by_date, model_ref, "run-1", pd.Timestamp("2026-02-12", tz="UTC").to_pydatetime())
+    assert len(rows) == 2 * 10 and {c for c, _ in monitor.COLUMNS} == set(rows[0])
+    import pyarrow as pa
+
+    pa.Table.from_pylist(rows, schema=monitor.table_schema())  # every value fits the declared types
+    summary = monitor.summarize(credit, by_date, model_ref)
+    assert summary["verdict"] == "fail" and summary["partition_dates"] == ["2026-02-11", "2026-02-12"]
+    assert {"feature": "income", "partition_date": "2026-02-11"}.items() <= next(f for f in summary["flagged"] if f["feature"] == "income").items()
+
+
+# --- alerts ---------------------------------------------------------------------------------
+
+SUMMARY = {"pipeline": "credit_default", "verdict": "warn", "partition_dates": ["2026-02-11"], "model": "credit_default v1",
+           "flagged": [{"feature": "income", "status": "warn", "psi": 0.17, "partition_date": "2026-02-11"}], "report": "r/"}
+
+
+def test_alert_renders_templates_into_a_real_airflow_notifier(credit, monkeypatch):
+    from airflow.providers.smtp.notifications.smtp import SmtpNotifier
+
+    sent = []
+    monkeypatch.setattr(SmtpNotifier, "notify", lambda self, context: sent.append((self.to, self.subject, self.html_content)))
+    spec = credit.model_copy(update={"monitoring": credit.monitoring.model_copy(update={"notify": Notify(
+        notifier="airflow.providers.smtp.notifications.smtp.SmtpNotifier",
+        kwargs={"to": "risk@example.com", "subject": "{{ drift.pipeline }} drift {{ drift.verdict }}", "html_content": "{{ drift_message }}"},
+    )})})
+    message = alerts.notify(spec, {}, SUMMARY)
+    assert sent == [("risk@example.com", "credit_default drift warn", message)]
+    assert "income warn (PSI 0.170) on 2026-02-11" in message
+
+
+def test_default_alert_only_logs(credit, caplog):
+    with caplog.at_level("WARNING", logger="nightshift.alerts"):
+        alerts.notify(credit, {}, SUMMARY)
+    assert "DRIFT ALERT credit_default: drift WARN" in caplog.text
+
+
+@pytest.mark.parametrize("path", ["os.system", "subprocess.Popen", "builtins.Exec"])
+def test_notifier_must_be_an_airflow_or_nightshift_class(path):
+    with pytest.raises(ValueError):
+        Notify(notifier=path)
+    with pytest.raises(TypeError, match="not an Airflow BaseNotifier"):
+        alerts.notifier_class("nightshift.spec.Pipeline")
+
+
+# --- render ----------------------------------------------------------------------------------
+
+def test_render_places_monitor_and_schedules_training_on_the_drift_asset(credit):
+    from airflow.sdk import AssetOrTimeSchedule
+
+    from nightshift.render import build_score_dag, build_train_dag
+
+    dag = build_score_dag(credit)
+    assert dag.get_task("monitor").upstream_task_ids == {"publish", "score", "ingest", "resolve_model"}
+    assert "drift_event" not in dag.task_ids and "monitor" in dag.get_task("summary").upstream_task_ids
+    assert type(build_train_dag(credit).timetable).__name__ == "CronDataIntervalTimetable"
+
+    configured = credit.monitoring.model_copy(update={"block_publish_on": "fail", "retrain_on_drift": True})
+    spec = credit.model_copy(update={"monitoring": configured})
+    dag = build_score_dag(spec)
+    assert "monitor" in dag.get_task("publish").upstream_task_ids  # the check runs before publish
+    event = dag.get_task("drift_event")
+    assert event.trigger_rule == "all_done" and [a.uri for a in event.outlets] == ["nightshift://credit_default/drift"]
+    timetable = build_train_dag(spec).timetable
+    assert isinstance(timetable, AssetOrTimeSchedule)
+    assert [a.uri for a in timetable.asset_condition.objects] == ["nightshift://credit_default/drift"]

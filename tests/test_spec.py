@@ -1,0 +1,170 @@
+"""The spec loader: valid specs load, invalid ones name the file, the field path and the reason."""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from nightshift import spec as specmod
+from nightshift.spec import SpecError, load_all, load_spec, parse_spec
+
+ROOT = Path(__file__).resolve().parents[1]
+PIPELINES = ROOT / "include" / "pipelines"
+
+
+def base() -> dict:
+    return yaml.safe_load((PIPELINES / "credit_default.yaml").read_text())
+
+
+@pytest.mark.parametrize("path", sorted(PIPELINES.glob("*.yaml")), ids=lambda p: p.name)
+def test_example_specs_load(path):
+    spec = load_spec(path)
+    assert spec.name == path.stem
+    assert spec.feature_columns
+    assert spec.scoring.output_table == spec.scoring.output_table.upper()
+
+
+def test_examples_differ_in_shape():
+    credit, house = load_spec(PIPELINES / "credit_default.yaml"), load_spec(PIPELINES / "house_prices.yaml")
+    assert (credit.target.task, credit.source.format, credit.source.partitioning) == ("binary", "parquet", "daily")
+    assert (house.target.task, house.source.format, house.source.partitioning) == ("regression", "csv", "none")
+    assert house.source.event_time is None and house.source.score_uri
+
+
+def _set(doc: dict, dotted: str, value) -> dict:
+    doc = copy.deepcopy(doc)
+    node = doc
+    *parents, last = dotted.split(".")
+    for key in parents:
+        node = node[int(key)] if isinstance(node, list) else node[key]
+    if value is _DELETE:
+        del node[last]
+    elif isinstance(node, list):
+        node[int(last)] = value
+    else:
+        node[last] = value
+    return doc
+
+
+_DELETE = object()
+
+INVALID = [
+    # (field to change, new value, expected path in the error, words expected in the reason)
+    ("name", "Credit-Default", "name", "pattern"),
+    ("description", _DELETE, "description", "required"),
+    ("schedule.score", "every night", "schedule.score", "cron"),
+    ("source.uri", "ftp://example.com/data", "source.uri", "unsupported uri scheme"),
+    ("source.uri", "data/../../etc/passwd", "source.uri", "'..'"),
+    ("source.format", "xlsx", "source.format", "parquet"),
+    ("source.entity_key", [], "source.entity_key", "at least 1"),
+    ("target.task", "ranking", "target.task", "binary"),
+    ("schema.income.type", "money", "schema.income.type", "float"),
+    ("schema.income.max", -1, "schema.income", "greater than max"),
+    ("features.numeric.columns", ["income", "salary"], "features.numeric.columns[1]", "not declared in schema"),
+    ("features.numeric.columns", ["income", "grade"], "features.numeric.columns[1]", "has type category"),
+    ("features.derived.0.expr", "__import__('os').system('x')", "features.derived[0].expr", "not allowed"),
+    ("features.drop", ["income"], "features.drop", "also listed as a feature"),
+    ("training.split.test_fraction", 0.9, "training.split.test_fraction", "less than or equal"),
+    ("model.flavor", "sklearn", "model", "needs `estimator`"),
+    ("model.estimator", "os.system", "model.estimator", "pattern"),
+    ("evaluation.metrics", ["roc_auc", "rmse"], "evaluation.metrics[1]", "not a binary metric"),
+    ("evaluation.gates", [{"metric": "roc_auc", "min": 0.7, "max": 0.9}], "evaluation.gates[0]", "exactly one"),
+    ("evaluation.gates", [{"metric": "f1", "min": 0.7}], "evaluation.gates[0].metric", "not among evaluation.metrics"),
+    ("scoring.output_table", "SCORES; DROP TABLE X", "scoring.output_table", "pattern"),
+    ("scoring.shards", 10_000, "scoring.shards", "less than or equal"),
+    ("monitoring.drift.warn", 0.5, "monitoring.drift", "must not exceed fail"),
+    ("featurez", {}, "featurez", "unknown field"),
+]
+
+
+@pytest.mark.parametrize("field,value,path,reason", INVALID, ids=[f"{c[0]}={c[1]!r}"[:60] for c in INVALID])
+def test_invalid_spec_names_path_and_reason(field, value, path, reason):
+    doc = base() if field == "featurez" and value == {} else _set(base(), field, value)
+    if field == "featurez":
+        doc["featurez"] = {}
+    with pytest.raises(SpecError) as caught:
+        parse_spec(doc, "include/pipelines/broken.yaml")
+    locs = [loc for loc, _ in caught.value.problems]
+    assert path in locs, caught.value
+    message = dict(caught.value.problems)[path]
+    assert reason.lower() in message.lower(), message
+    assert str(caught.value).startswith("invalid pipeline spec include/pipelines/broken.yaml")
+    assert f"include/pipelines/broken.yaml: {path}: " in str(caught.value)
+
+
+def test_env_substitution_with_default_and_override(monkeypatch):
+    doc = base()
+    monkeypatch.delenv("CREDIT_SOURCE_URI", raising=False)
+    assert parse_spec(doc).source.uri == "data/landing/credit_applications"
+    monkeypatch.setenv("CREDIT_SOURCE_URI", "s3://aws_default@raw/credit")
+    assert parse_spec(doc).source.uri == "s3://aws_default@raw/credit"
+
+
+def test_env_default_may_hold_a_date_template(monkeypatch):
+    house = yaml.safe_load((PIPELINES / "house_prices.yaml").read_text())
+    monkeypatch.delenv("HOUSE_SCORE_URI", raising=False)
+    assert parse_spec(house).source.score_uri == "data/landing/house_listings/{ds}.csv"
+    monkeypatch.setenv("HOUSE_SCORE_URI", "s3://raw/listings/{ds_nodash}.csv")
+    assert parse_spec(house).source.score_uri == "s3://raw/listings/{ds_nodash}.csv"
+
+
+@pytest.mark.parametrize("template", ["data/{day}.csv", "data/{ds.csv", "data/listings.csv"])
+def test_score_uri_template_is_checked(template):
+    house = yaml.safe_load((PIPELINES / "house_prices.yaml").read_text())
+    house["source"]["score_uri"] = template
+    with pytest.raises(SpecError) as caught:
+        parse_spec(house)
+    assert caught.value.problems[0][0] == "source.score_uri"
+
+
+def test_unset_env_without_default_is_an_error(monkeypatch):
+    monkeypatch.delenv("NOT_SET_ANYWHERE", raising=False)
+    doc = _set(base(), "source.uri", "${NOT_SET_ANYWHERE}")
+    with pytest.raises(SpecError) as caught:
+        parse_spec(doc, "x.yaml")
+    assert caught.value.problems == [("source.uri", "environment variable NOT_SET_ANYWHERE is not set and has no default")]
+
+
+def test_yaml_syntax_error_names_file(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: [unclosed\n")
+    with pytest.raises(SpecError, match=r"bad.yaml: <top>: not valid YAML"):
+        load_spec(bad)
+
+
+def test_one_broken_spec_does_not_hide_others(tmp_path):
+    (tmp_path / "credit_default.yaml").write_text((PIPELINES / "credit_default.yaml").read_text())
+    (tmp_path / "broken.yaml").write_text("name: broken\n")
+    specs, errors = load_all(tmp_path)
+    assert [s.name for s in specs.values()] == ["credit_default"]
+    assert list(errors) == [tmp_path / "broken.yaml"]
+
+
+def test_duplicate_names_are_reported(tmp_path):
+    text = (PIPELINES / "credit_default.yaml").read_text()
+    (tmp_path / "a.yaml").write_text(text)
+    (tmp_path / "b.yaml").write_text(text)
+    specs, errors = load_all(tmp_path)
+    assert len(specs) == 1 and errors[tmp_path / "b.yaml"].problems[0][0] == "name"
+
+
+def test_spec_hash_is_stable_and_sensitive():
+    a, b = parse_spec(base()), parse_spec(base())
+    assert a.spec_hash() == b.spec_hash()
+    assert parse_spec(_set(base(), "training.window_days", 90)).spec_hash() != a.spec_hash()
+
+
+def test_json_schema_file_is_current():
+    committed = json.loads((ROOT / "include" / "pipeline.schema.json").read_text())
+    assert committed == specmod.json_schema(), "run `make schema` to regenerate include/pipeline.schema.json"
+
+
+def test_spec_reference_doc_is_current():
+    from nightshift import specdoc
+
+    committed = (ROOT / "docs" / "spec.md").read_text()
+    assert committed == specdoc.render() + "\n", "run `make schema` to regenerate docs/spec.md"
