@@ -39,6 +39,16 @@ def _start(spec: Pipeline) -> datetime:
     return datetime(d.year, d.month, d.day, tzinfo=timezone.utc)
 
 
+def _pipeline_dag_args(spec: Pipeline, kind: str) -> dict:
+    """What the train and score DAGs of one spec share: start, catchup, tags, task defaults."""
+    return {
+        "start_date": _start(spec),
+        "catchup": spec.schedule.catchup,
+        "tags": [BASE_TAG, spec.name, kind, *spec.tags],
+        "default_args": default_args(spec),
+    }
+
+
 def train_doc(spec: Pipeline) -> str:
     """The DAG's doc_md: what it trains, on what data, which gates."""
     gates = "\n".join([*(f"- `{g.metric}` {_gate_text(g)}" for g in spec.evaluation.gates), *_governance_gate_lines(spec)])
@@ -164,12 +174,9 @@ def build_score_dag(spec: Pipeline) -> DAG:
         dag_id=spec.score_dag_id,
         description=f"Score {spec.name} nightly: {spec.description}"[:200],
         schedule=_timetable(spec.schedule.score),
-        start_date=_start(spec),
-        catchup=spec.schedule.catchup,
-        tags=[BASE_TAG, spec.name, "score", *spec.tags],
-        default_args=default_args(spec),
         doc_md=score_doc(spec),
         params=score_params(),
+        **_pipeline_dag_args(spec, "score"),
     ) as dag:
         model_ref = _step("resolve_model", "score_resolve_model", spec.name)()
         ingested = _step("ingest", "score_ingest", spec.name)()
@@ -196,13 +203,10 @@ def build_train_dag(spec: Pipeline) -> DAG:
         dag_id=spec.train_dag_id,
         description=f"Train {spec.name}: {spec.description}"[:200],
         schedule=monitoring.train_schedule(spec, _timetable(spec.schedule.train)),
-        start_date=_start(spec),
-        catchup=spec.schedule.catchup,
-        tags=[BASE_TAG, spec.name, "train", *spec.tags],
-        default_args=default_args(spec),
         doc_md=train_doc(spec),
         params=train_params(),
         max_active_runs=1,
+        **_pipeline_dag_args(spec, "train"),
     ) as dag:
         ingested = _step("ingest", "train_ingest", spec.name)()
         validated = _step("validate", "train_validate", spec.name)(ingested)
