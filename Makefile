@@ -66,7 +66,7 @@ $(CHROMIUM):
 test: $(STAMP) $(CHROMIUM)
 	python -m pytest -q
 
-# Measurements, not tests: ~10 minutes; writes docs/benchmarks.md, raw results and logs in .local/bench/
+# Measurements, not tests: ~8 minutes on 2 idle cores; writes docs/benchmarks.md, raw results and logs in .local/bench/
 .PHONY: bench
 BENCH_ARGS ?= --settle 60
 bench: $(STAMP)

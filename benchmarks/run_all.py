@@ -5,7 +5,7 @@ Each script prints one JSON line; this collects them, keeps the raw results and 
 around each run (the machine may be shared), the five figures with their ratios against the aims,
 per-benchmark details, and the hand-written analysis in benchmarks/NOTES.md.
 
-    python benchmarks/run_all.py                 # full sizes (~10 minutes on 2 cores)
+    python benchmarks/run_all.py                 # full sizes (~8 minutes on 2 idle cores)
     python benchmarks/run_all.py --quick --out /tmp/b.md   # tiny sizes: the smoke test
     python benchmarks/run_all.py --only parse training
     python benchmarks/run_all.py --render-only   # after editing benchmarks/NOTES.md
