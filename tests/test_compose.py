@@ -83,3 +83,23 @@ def test_image_is_official_airflow_with_pinned_requirements():
     assert "apache-airflow==3.3.2" in requirements
     pins = [line for line in requirements if line and not line.startswith("#")]
     assert all("==" in line for line in pins), [line for line in pins if "==" not in line]
+
+
+def test_workers_start_warm_with_airflows_celery_defaults(compose):
+    """The compose workers' Celery config is Airflow's own plus one import list (see celery_config)."""
+    import importlib
+    import subprocess
+    import sys
+
+    from airflow.providers.celery.executors.default_celery import DEFAULT_CELERY_CONFIG
+
+    target = compose["services"]["airflow-worker"]["environment"]["AIRFLOW__CELERY__CELERY_CONFIG_OPTIONS"]
+    module_name, _, attribute = target.rpartition(".")
+    config = getattr(importlib.import_module(module_name), attribute)
+    assert {k: v for k, v in config.items() if k != "imports"} == DEFAULT_CELERY_CONFIG
+    assert "nightshift.warm_imports" in config["imports"]
+    # importing the warm list opens no thread, so the forks that follow are safe
+    probe = "import threading, nightshift.warm_imports; print(threading.active_count())"
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split()[-1] == "1"

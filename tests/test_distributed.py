@@ -83,6 +83,7 @@ class Cluster:
             "AIRFLOW__CELERY__BROKER_URL": "redis://127.0.0.1:6379/7",
             "AIRFLOW__CELERY__RESULT_BACKEND": f"db+postgresql://{PG}/{self.airflow_db}",
             "AIRFLOW__CELERY__WORKER_CONCURRENCY": "2",
+            "AIRFLOW__CELERY__CELERY_CONFIG_OPTIONS": "nightshift.celery_config.CELERY_CONFIG",  # warm workers, as in compose
             "AIRFLOW__OPERATORS__DEFAULT_QUEUE": self.queue,
             "AIRFLOW__CELERY__OPERATION_TIMEOUT": "30",  # a loaded 2-core box can take >1 s to hand a task to Redis
             "AIRFLOW__SCHEDULER__TASK_QUEUED_TIMEOUT": "120",  # a task whose message got lost is retried, not stuck
