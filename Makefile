@@ -24,7 +24,7 @@ DEMO_DRIFT_DATE ?= 2026-02-11
 help:
 	@echo "make demo   - install, generate sample data, train and score credit_default, print a summary"
 	@echo "make test   - install and run the test suite"
-	@echo "make bench  - run the benchmarks (~10 min) and write docs/benchmarks.md"
+	@echo "make bench  - run the benchmarks (~8 min on 2 idle cores) and write docs/benchmarks.md"
 	@echo "make schema - regenerate include/pipeline.schema.json"
 	@echo "make settings - apply airflow_settings.yaml (connections, pools, variables) to the local Airflow"
 	@echo "make up     - Airflow (http://127.0.0.1:8080) and MLflow (http://127.0.0.1:5000) UIs; make down stops them"
