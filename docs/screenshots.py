@@ -52,7 +52,8 @@ def main() -> int:
         if champion:
             experiment = tracking.experiment_id("credit_default")
             page.goto(f"{mlflow}/#/experiments/{experiment}/runs/{champion.run_id}/artifacts")
-            page.wait_for_load_state("networkidle")
+            # the MLflow UI keeps polling, so "networkidle" never comes: wait for the run's own files
+            page.get_by_text("model_card.html").first.wait_for(timeout=60_000)
             page.wait_for_timeout(3000)
             page.screenshot(path=str(OUT / "mlflow_run.png"))
         browser.close()
