@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import subprocess
 import sys
 from pathlib import Path
 
@@ -23,20 +24,28 @@ def test_conversion_to_airflow_import_formats():
     assert all(c["password"] is None for c in files["connections"].values())  # placeholders only
 
 
-def _state() -> dict:
-    """Pools, connections and variables as the metadata database holds them (read in-process:
-    each `airflow ... export` would cost a CLI start of several seconds)."""
-    from airflow.models import Connection, Pool, Variable
-    from airflow.utils.session import create_session
-    from sqlalchemy import select
+STATE_PROBE = """
+import json
+from airflow.models import Connection, Pool, Variable
+from airflow.utils.session import create_session
+from sqlalchemy import select
 
-    with create_session() as session:
-        return {
-            "pools": {p.pool: (p.slots, p.description, p.include_deferred) for p in session.scalars(select(Pool))},
-            "connections": {c.conn_id: (c.conn_type, c.host, c.schema, c.login, c.password, c.port, c.extra)
-                            for c in session.scalars(select(Connection))},
-            "variables": {v.key: v.val for v in session.scalars(select(Variable))},
-        }
+with create_session() as session:
+    print(json.dumps({
+        "pools": {p.pool: [p.slots, p.description, p.include_deferred] for p in session.scalars(select(Pool))},
+        "connections": {c.conn_id: [c.conn_type, c.host, c.schema, c.login, c.password, c.port, c.extra]
+                        for c in session.scalars(select(Connection))},
+        "variables": {v.key: v.val for v in session.scalars(select(Variable))},
+    }))
+"""
+
+
+def _state() -> dict:
+    """Pools, connections and variables as the metadata database holds them, decrypted, read by one
+    Python process with the CLI's environment (three `airflow ... export` calls cost three CLI starts)."""
+    done = subprocess.run([sys.executable, "-c", STATE_PROBE], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def test_apply_twice_changes_nothing(airflow_db):
