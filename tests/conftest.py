@@ -76,3 +76,12 @@ def house_data(tmp_path, monkeypatch) -> Path:
     write_house_sales(path, rows=1200)
     monkeypatch.setenv("HOUSE_SOURCE_URI", str(path))
     return path
+
+
+@pytest.fixture
+def warehouse(trained, tmp_path, monkeypatch) -> Path:
+    """A fresh DuckDB warehouse for one test, after the module's `trained` champion exists
+    (every module that asks for this fixture defines `trained`)."""
+    path = tmp_path / "warehouse.duckdb"
+    monkeypatch.setenv("NIGHTSHIFT_WAREHOUSE", str(path))
+    return path

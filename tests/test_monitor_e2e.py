@@ -58,13 +58,6 @@ def trained(tmp_path_factory, airflow_db):
 
 
 @pytest.fixture
-def warehouse(trained, tmp_path, monkeypatch):
-    path = tmp_path / "warehouse.duckdb"
-    monkeypatch.setenv("NIGHTSHIFT_WAREHOUSE", str(path))
-    return path
-
-
-@pytest.fixture
 def sent(monkeypatch):
     """Alerts that reached Airflow's SMTP notifier (rendered), instead of an SMTP server."""
     from airflow.providers.smtp.notifications.smtp import SmtpNotifier

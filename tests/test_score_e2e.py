@@ -41,13 +41,6 @@ def trained(tmp_path_factory, airflow_db):
     patch.undo()
 
 
-@pytest.fixture
-def warehouse(trained, tmp_path, monkeypatch):
-    path = tmp_path / "warehouse.duckdb"
-    monkeypatch.setenv("NIGHTSHIFT_WAREHOUSE", str(path))
-    return path
-
-
 def run_score(logical_day: str, **params):
     dag = build_score_dag(find_spec("credit_default"))
     dag_run = dag.test(logical_date=at(logical_day), run_conf=params or None)
