@@ -45,15 +45,15 @@ install: $(STAMP)
 $(AIRFLOW_HOME)/airflow.db: $(STAMP)
 	mkdir -p $(AIRFLOW_HOME)
 	airflow db migrate > $(AIRFLOW_HOME)/migrate.log 2>&1 || { tail -20 $(AIRFLOW_HOME)/migrate.log; exit 1; }
-	python -m nightshift.settings airflow_settings.yaml
+	python -m nightshift.cli.settings airflow_settings.yaml
 
 settings: $(STAMP)
-	python -m nightshift.settings airflow_settings.yaml
+	python -m nightshift.cli.settings airflow_settings.yaml
 
 demo: $(STAMP) $(AIRFLOW_HOME)/airflow.db
-	python -m nightshift.demo generate --start $(DEMO_START) --end $(DEMO_END)
-	python -m nightshift.demo generate --start $(DEMO_DRIFT_DATE) --end $(DEMO_DRIFT_DATE) --drift-from $(DEMO_DRIFT_DATE) --force
-	python -m nightshift.demo run --train-date $(DEMO_TRAIN_DATE) --score-dates $(DEMO_SCORE_DATES) --drift-date $(DEMO_DRIFT_DATE)
+	python -m nightshift_demo generate --start $(DEMO_START) --end $(DEMO_END)
+	python -m nightshift_demo generate --start $(DEMO_DRIFT_DATE) --end $(DEMO_DRIFT_DATE) --drift-from $(DEMO_DRIFT_DATE) --force
+	python -m nightshift_demo run --train-date $(DEMO_TRAIN_DATE) --score-dates $(DEMO_SCORE_DATES) --drift-date $(DEMO_DRIFT_DATE)
 
 # The browser tests drive Debian's Chromium (Playwright's own browser download is not used).
 CHROMIUM := /usr/bin/chromium
@@ -73,13 +73,13 @@ bench: $(STAMP)
 	python benchmarks/run_all.py $(BENCH_ARGS)
 
 schema: $(STAMP)
-	python -m nightshift.demo write-schema
+	python -m nightshift_demo write-schema
 
 up: $(STAMP) $(AIRFLOW_HOME)/airflow.db
-	python -m nightshift.devserver up
+	python -m nightshift.cli.devserver up
 
 down:
-	@if [ -x $(BIN)/python ]; then $(BIN)/python -m nightshift.devserver down; else echo "nothing to stop"; fi
+	@if [ -x $(BIN)/python ]; then $(BIN)/python -m nightshift.cli.devserver down; else echo "nothing to stop"; fi
 
 clean: down
 	rm -rf .local data

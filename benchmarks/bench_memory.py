@@ -26,7 +26,7 @@ def child(snapshot: str, model_uri: str, run_dir: str) -> None:
     import mlflow.sklearn
     import pyarrow.parquet as pq
 
-    from nightshift.backends import tracking
+    from nightshift.io import tracking
     from nightshift.steps import score
 
     spec = common.spec()

@@ -62,7 +62,7 @@ def _warm(model_uri: str) -> None:
     import mlflow.sklearn
     import pyarrow.parquet  # noqa: F401
 
-    from nightshift.backends import tracking
+    from nightshift.io import tracking
     from nightshift.steps import score  # noqa: F401
 
     tracking.client()

@@ -95,7 +95,7 @@ def training_rows(rows: int, seed: int = 7):
     """Labelled credit applications (demo generator), spread over as many days as it takes."""
     import pandas as pd
 
-    from nightshift.demo.generate import credit_applications_for_day
+    from nightshift_demo.generate import credit_applications_for_day
 
     per_day = max(50, min(2000, rows // 60 + 1))
     frames, total, day = [], 0, date(2025, 6, 1).toordinal()
@@ -111,7 +111,7 @@ class RowFactory:
     """Scoring rows fast: demo-generator rows for one day, tiled, with fresh unique ids."""
 
     def __init__(self, day: date = SCORE_DAY, base_rows: int = 50_000, seed: int = 11):
-        from nightshift.demo.generate import credit_applications_for_day
+        from nightshift_demo.generate import credit_applications_for_day
 
         base = credit_applications_for_day(day, seed, base_rows).drop(columns=["defaulted"])
         self.day = day
@@ -167,8 +167,8 @@ def train_champion(spec, rows: int, pyfunc_predict_fn: str = "predict_proba") ->
     import mlflow
     from mlflow.models import infer_signature
 
-    from nightshift import metrics
-    from nightshift.backends import tracking
+    from nightshift.ml import metrics
+    from nightshift.io import tracking
     from nightshift.steps import features, score, train
 
     frame = training_rows(rows)

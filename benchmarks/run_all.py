@@ -194,7 +194,7 @@ def details(r: dict) -> list[str]:
             out.append(f"| {name} | {w.get('instances', c.get('instances', 0))} | {c.get('seconds', 0):.2f} | {w.get('seconds', 0):.2f} |")
         out += [f"| *outside tasks (dag.test bookkeeping)* | | {k['cold_overhead_seconds']:.2f} | {k['warm_overhead_seconds']:.2f} |",
                 f"| **wall time** | | **{k['cold_wall_seconds']:.2f}** | **{k['warm_wall_seconds']:.2f}** |", "",
-                f"A cold `import nightshift.runtime` in a fresh interpreter takes {k['cold_import_runtime_seconds']:.2f} s: in a deployment "
+                f"A cold `import nightshift.operators.runtime` in a fresh interpreter takes {k['cold_import_runtime_seconds']:.2f} s: in a deployment "
                 f"every task is its own process and pays it (plus what its step imports) each time. Setup, not timed above: "
                 f"`airflow db migrate` {k['airflow_db_migrate_seconds']:.0f} s, data and champion {k['setup_seconds']:.0f} s.", ""]
     return out

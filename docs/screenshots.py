@@ -23,7 +23,7 @@ ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-f
 
 def main() -> int:
     sys.path.insert(0, str(ROOT / "plugins"))
-    from nightshift.backends import tracking
+    from nightshift.io import tracking
 
     airflow = os.environ.get("AIRFLOW_URL", "http://127.0.0.1:8080")
     mlflow = os.environ.get("MLFLOW_URL", "http://127.0.0.1:5000")

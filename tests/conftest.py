@@ -59,7 +59,7 @@ def local_state(tmp_path, monkeypatch) -> Path:
 @pytest.fixture
 def credit_data(tmp_path, monkeypatch) -> Path:
     """A small credit_applications landing zone (40 rows a day), wired into the spec by env var."""
-    from nightshift.demo.generate import write_credit_applications
+    from nightshift_demo.generate import write_credit_applications
 
     root = tmp_path / "landing" / "credit_applications"
     write_credit_applications(root, date(2025, 6, 1), date(2026, 2, 5), rows_per_day=40)
@@ -70,7 +70,7 @@ def credit_data(tmp_path, monkeypatch) -> Path:
 @pytest.fixture
 def house_data(tmp_path, monkeypatch) -> Path:
     """The house_sales CSV (regression example), wired into the spec by env var."""
-    from nightshift.demo.generate import write_house_sales
+    from nightshift_demo.generate import write_house_sales
 
     path = tmp_path / "landing" / "house_sales.csv"
     write_house_sales(path, rows=1200)

@@ -17,7 +17,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from nightshift.demo.generate import write_credit_applications
+from nightshift_demo.generate import write_credit_applications
 
 pytestmark = pytest.mark.browser
 ROOT = Path(__file__).resolve().parents[1]
@@ -52,18 +52,18 @@ def stack(tmp_path_factory):
         return done.stdout
 
     run(str(BIN / "airflow"), "db", "migrate")
-    run(str(BIN / "python"), "-m", "nightshift.settings", str(ROOT / "airflow_settings.yaml"))
+    run(str(BIN / "python"), "-m", "nightshift.cli.settings", str(ROOT / "airflow_settings.yaml"))
     run(str(BIN / "nightshift"), "run", "credit_default", "--date", "2026-02-01", "--train")
     ports = {"airflow": free_port(), "mlflow": free_port()}
     try:
-        out = run(str(BIN / "python"), "-m", "nightshift.devserver", "up", "--airflow-port", str(ports["airflow"]),
+        out = run(str(BIN / "python"), "-m", "nightshift.cli.devserver", "up", "--airflow-port", str(ports["airflow"]),
                   "--mlflow-port", str(ports["mlflow"]))
         password = json.loads((local / "airflow" / "simple_auth_manager_passwords.json.generated").read_text())["admin"]
         assert f"login admin / {password}" in out
         yield {"url": f"http://127.0.0.1:{ports['airflow']}", "mlflow": f"http://127.0.0.1:{ports['mlflow']}",
                "password": password, "local": local, "home": home}
     finally:
-        stopped = run(str(BIN / "python"), "-m", "nightshift.devserver", "down")
+        stopped = run(str(BIN / "python"), "-m", "nightshift.cli.devserver", "down")
         assert "airflow (pid" in stopped and "mlflow (pid" in stopped
 
 

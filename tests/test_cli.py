@@ -8,8 +8,8 @@ import pytest
 import yaml
 
 from nightshift import cli
-from nightshift.backends import tracking
-from nightshift.demo.generate import write_house_sales
+from nightshift.io import tracking
+from nightshift_demo.generate import write_house_sales
 
 
 def test_schema_and_validate_commands(capsys, tmp_path):

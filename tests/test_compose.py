@@ -54,7 +54,7 @@ def test_dependencies_wait_for_health_and_init(compose):
 
 def test_init_migrates_and_applies_settings(compose):
     command = " ".join(compose["services"]["airflow-init"]["command"])
-    assert "airflow db migrate" in command and "nightshift.settings" in command
+    assert "airflow db migrate" in command and "nightshift.cli.settings" in command
 
 
 def test_mlflow_uses_postgres_and_s3(compose):
@@ -97,9 +97,9 @@ def test_workers_start_warm_with_airflows_celery_defaults(compose):
     module_name, _, attribute = target.rpartition(".")
     config = getattr(importlib.import_module(module_name), attribute)
     assert {k: v for k, v in config.items() if k != "imports"} == DEFAULT_CELERY_CONFIG
-    assert "nightshift.warm_imports" in config["imports"]
+    assert "nightshift.deploy.warm_imports" in config["imports"]
     # importing the warm list opens no thread, so the forks that follow are safe
-    probe = "import threading, nightshift.warm_imports; print(threading.active_count())"
+    probe = "import threading, nightshift.deploy.warm_imports; print(threading.active_count())"
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.split()[-1] == "1"

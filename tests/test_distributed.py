@@ -25,7 +25,7 @@ import psycopg2
 import pytest
 import requests
 
-from nightshift.demo.generate import write_credit_applications
+from nightshift_demo.generate import write_credit_applications
 
 pytestmark = pytest.mark.distributed
 ROOT = Path(__file__).resolve().parents[1]
@@ -83,7 +83,7 @@ class Cluster:
             "AIRFLOW__CELERY__BROKER_URL": "redis://127.0.0.1:6379/7",
             "AIRFLOW__CELERY__RESULT_BACKEND": f"db+postgresql://{PG}/{self.airflow_db}",
             "AIRFLOW__CELERY__WORKER_CONCURRENCY": "2",
-            "AIRFLOW__CELERY__CELERY_CONFIG_OPTIONS": "nightshift.celery_config.CELERY_CONFIG",  # warm workers, as in compose
+            "AIRFLOW__CELERY__CELERY_CONFIG_OPTIONS": "nightshift.deploy.celery_config.CELERY_CONFIG",  # warm workers, as in compose
             "AIRFLOW__OPERATORS__DEFAULT_QUEUE": self.queue,
             "AIRFLOW__CELERY__OPERATION_TIMEOUT": "30",  # a loaded 2-core box can take >1 s to hand a task to Redis
             "AIRFLOW__SCHEDULER__TASK_QUEUED_TIMEOUT": "120",  # a task whose message got lost is retried, not stuck
@@ -178,10 +178,10 @@ def cluster(tmp_path_factory):
     write_credit_applications(home / "landing" / "credit_applications", date(2025, 6, 1), date(2026, 2, 9), rows_per_day=40)
     c.run("db", "migrate")
     c.run("pools", "list")
-    subprocess.run([str(BIN / "python"), "-m", "nightshift.settings", str(ROOT / "airflow_settings.yaml"), "--airflow",
+    subprocess.run([str(BIN / "python"), "-m", "nightshift.cli.settings", str(ROOT / "airflow_settings.yaml"), "--airflow",
                     str(BIN / "airflow")], env=c.env, check=True, capture_output=True)
     # create MLflow's tables once, before two workers race to do it
-    subprocess.run([str(BIN / "python"), "-c", "from nightshift.backends import tracking; tracking.experiment_id('credit_default')"],
+    subprocess.run([str(BIN / "python"), "-c", "from nightshift.io import tracking; tracking.experiment_id('credit_default')"],
                    env=c.env, check=True, capture_output=True)
     c.start("api-server", "api-server")
     c.start("scheduler", "scheduler")

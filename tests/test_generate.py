@@ -12,7 +12,7 @@ from sklearn.ensemble import HistGradientBoostingRegressor
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import r2_score, roc_auc_score
 
-from nightshift.demo.generate import (
+from nightshift_demo.generate import (
     add_generate_arguments,
     credit_applications_for_day,
     house_listings_for_day,

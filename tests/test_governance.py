@@ -12,9 +12,9 @@ import pandas as pd
 import pytest
 import yaml
 
-from nightshift import governance
-from nightshift.backends import tracking
-from nightshift.demo.generate import credit_applications_for_day
+from nightshift.ml import governance
+from nightshift.io import tracking
+from nightshift_demo.generate import credit_applications_for_day
 from nightshift.spec import SpecError, find_spec, parse_spec
 from nightshift.steps import approve, features, ingest, model_card, promote, report, score, train
 
@@ -279,7 +279,7 @@ class FakeTI:
 def test_approval_request_shows_metrics_gates_and_report_and_is_skipped_after_a_failed_gate():
     from airflow.sdk.exceptions import AirflowSkipException
 
-    from nightshift.approval import PromotionApproval
+    from nightshift.render.approval import PromotionApproval
 
     spec = governed_spec()
     evaluation, promotion, _ = _card_inputs(spec)

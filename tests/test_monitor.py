@@ -10,8 +10,9 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from nightshift import alerts, drift
-from nightshift.demo.generate import credit_applications_for_day
+from nightshift.operators import alerts
+from nightshift.ml import drift
+from nightshift_demo.generate import credit_applications_for_day
 from nightshift.spec import Drift, Notify, find_spec
 from nightshift.steps import monitor, profile
 
@@ -176,7 +177,7 @@ def test_alert_renders_templates_into_a_real_airflow_notifier(credit, monkeypatc
 
 
 def test_default_alert_only_logs(credit, caplog):
-    with caplog.at_level("WARNING", logger="nightshift.alerts"):
+    with caplog.at_level("WARNING", logger="nightshift.operators.alerts"):
         alerts.notify(credit, {}, SUMMARY)
     assert "DRIFT ALERT credit_default: drift WARN" in caplog.text
 

@@ -12,8 +12,8 @@ import pytest
 import yaml
 
 from nightshift import config
-from nightshift.backends import tracking
-from nightshift.demo.generate import write_credit_applications
+from nightshift.io import tracking
+from nightshift_demo.generate import write_credit_applications
 from nightshift.render import build_score_dag, build_train_dag
 from nightshift.spec import find_spec
 
@@ -152,7 +152,7 @@ def test_block_publish_on_fail_stops_publish(trained, warehouse, sent):
 
 
 def test_asset_triggered_training_windows_end_at_the_trigger_time(trained):
-    from nightshift import runtime
+    from nightshift.operators import runtime
 
     context = {"data_interval_end": None, "run_id": "asset_triggered__2026-02-12T00:00:00+00:00", "params": {},
                "dag_run": SimpleNamespace(run_after=at("2026-02-12"))}

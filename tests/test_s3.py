@@ -11,9 +11,9 @@ import fakesnow
 import pytest
 from moto.server import ThreadedMotoServer
 
-from nightshift import storage
-from nightshift.backends import s3, tracking
-from nightshift.demo.generate import write_credit_applications
+from nightshift.io import storage
+from nightshift.io import s3, tracking
+from nightshift_demo.generate import write_credit_applications
 from nightshift.spec import find_spec
 from nightshift.steps import ingest
 
@@ -98,7 +98,7 @@ def test_mlflow_artifacts_go_to_s3(s3_env, local_state, monkeypatch, tmp_path):
 @pytest.mark.snowflake
 @pytest.mark.e2e
 def test_both_dags_with_s3_landing_and_snowflake_warehouse(s3_env, airflow_db, local_state, tmp_path, monkeypatch):
-    from nightshift.backends.snowflake import SnowflakeWarehouse
+    from nightshift.io.snowflake import SnowflakeWarehouse
     from nightshift.render import build_score_dag, build_train_dag
 
     local = tmp_path / "credit"

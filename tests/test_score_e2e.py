@@ -9,9 +9,9 @@ import pandas as pd
 import pytest
 
 from nightshift import config
-from nightshift.backends import tracking
-from nightshift.backends.warehouse import DuckDBWarehouse
-from nightshift.demo.generate import write_credit_applications
+from nightshift.io import tracking
+from nightshift.io.warehouse import DuckDBWarehouse
+from nightshift_demo.generate import write_credit_applications
 from nightshift.render import build_score_dag, build_train_dag
 from nightshift.spec import find_spec
 from nightshift.steps import publish, score

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import yaml
 
-from nightshift import settings
+from nightshift.cli import settings
 
 ROOT = Path(__file__).resolve().parents[1]
 AIRFLOW = str(Path(sys.executable).parent / "airflow")

@@ -13,9 +13,9 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
-from nightshift.backends import snowflake
-from nightshift.backends.snowflake import SnowflakeWarehouse
-from nightshift.backends.warehouse import identifier
+from nightshift.io import snowflake
+from nightshift.io.snowflake import SnowflakeWarehouse
+from nightshift.io.warehouse import identifier
 from nightshift.spec import SpecError, find_spec, parse_spec
 from nightshift.steps import ingest, score
 
@@ -130,7 +130,7 @@ def test_source_query_must_bind_the_interval(monkeypatch):
 
 
 def load_source_table(conn_id: str, days: list[date]) -> pd.DataFrame:
-    from nightshift.demo.generate import credit_applications_for_day
+    from nightshift_demo.generate import credit_applications_for_day
     from snowflake.connector.pandas_tools import write_pandas
 
     rows = pd.concat([credit_applications_for_day(d, rows=20) for d in days], ignore_index=True)
@@ -177,7 +177,7 @@ def test_refused_connection_retries_with_backoff_then_fails_clearly(monkeypatch)
         raise OperationalError("Connection refused by 127.0.0.1:443")
 
     monkeypatch.setattr(SnowflakeHook, "get_conn", refuse)
-    monkeypatch.setattr("nightshift.backends.warehouse.time.sleep", sleeps.append)
+    monkeypatch.setattr("nightshift.io.sql.time.sleep", sleeps.append)
     with pytest.raises(RuntimeError, match=r"Snowflake connection 'snowflake_test' is unavailable after 4 attempt\(s\): .*refused"):
         snowflake.connect("snowflake_test", retries=3, wait_seconds=0.5)
     assert len(attempts) == 4 and sleeps == [0.5, 1.0, 2.0]

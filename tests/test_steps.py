@@ -9,8 +9,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from nightshift import expressions, metrics
-from nightshift.demo.generate import credit_applications_for_day, write_credit_applications
+from nightshift.spec import expressions
+from nightshift.ml import metrics
+from nightshift_demo.generate import credit_applications_for_day, write_credit_applications
 from nightshift.spec import find_spec
 from nightshift.steps import features, ingest, promote, train
 

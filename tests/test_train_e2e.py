@@ -9,8 +9,8 @@ import duckdb
 import pandas as pd
 import pytest
 
-from nightshift.backends import tracking
-from nightshift.demo.generate import write_house_listings
+from nightshift.io import tracking
+from nightshift_demo.generate import write_house_listings
 from nightshift.render import build_score_dag, build_train_dag
 from nightshift.spec import find_spec
 

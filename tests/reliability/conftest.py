@@ -36,7 +36,7 @@ class World:
 def world(tmp_path_factory) -> World:
     from threadpoolctl import threadpool_limits
 
-    from nightshift.demo.generate import write_credit_applications, write_house_listings, write_house_sales
+    from nightshift_demo.generate import write_credit_applications, write_house_listings, write_house_sales
 
     root = tmp_path_factory.mktemp("reliability")
     landing = root / "landing"

@@ -1,6 +1,6 @@
 """Drive the task functions the DAGs run, in DAG order, and snapshot what a failed run must not change.
 
-A full `dag.test()` costs 10-20 s; calling `nightshift.runtime.<step>` in the same order with a minimal context
+A full `dag.test()` costs 10-20 s; calling `nightshift.operators.runtime.<step>` in the same order with a minimal context
 exercises the same code (the DAG tasks are thin wrappers around these functions) in a second or two. Failures
 are recorded, not raised: which step failed, its exception (AirflowFailException for the fail-fast errors)
 and its message.
@@ -69,7 +69,7 @@ def _drive(steps: list[tuple[str, Callable[[dict], Any]]]) -> Outcome:
 
 def run_train(pipeline: str, run_id: str, interval_end: datetime = TRAIN_END, **params) -> Outcome:
     """`<pipeline>_train`: ingest → validate → features → train → evaluate → promote."""
-    from nightshift import runtime
+    from nightshift.operators import runtime
 
     ctx = context(run_id, interval_end - timedelta(days=7), interval_end, **params)
     return _drive([
@@ -85,7 +85,7 @@ def run_train(pipeline: str, run_id: str, interval_end: datetime = TRAIN_END, **
 def run_score(pipeline: str, run_id: str, day: date, days: int = 1, **params) -> Outcome:
     """`<pipeline>_score` for the whole UTC days [day, day + days): resolve_model → ingest → validate →
     plan_shards → score (every shard) → publish."""
-    from nightshift import runtime
+    from nightshift.operators import runtime
 
     ctx = context(run_id, at(day), at(day) + timedelta(days=days), **params)
     return _drive([
@@ -140,7 +140,7 @@ def registry_state(*names: str) -> dict:
     """{model: (versions with their run and promotion tag, aliases)}: what 'the registry is unchanged' means."""
     from mlflow.exceptions import MlflowException
 
-    from nightshift.backends import tracking
+    from nightshift.io import tracking
 
     client = tracking.client()
     state = {}

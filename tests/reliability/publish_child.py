@@ -58,7 +58,7 @@ class PausingConnection:
 def main(cfg: dict) -> int:
     import pyarrow.parquet as pq
 
-    from nightshift.backends.warehouse import DuckDBWarehouse
+    from nightshift.io.warehouse import DuckDBWarehouse
 
     real_connect = duckdb.connect
     duckdb.connect = lambda *a, **k: PausingConnection(real_connect(*a, **k), cfg.get("pause_at"), cfg.get("hold_seconds", 600))

@@ -18,8 +18,8 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from nightshift.backends import warehouse as warehouse_module
-from nightshift.backends.warehouse import DuckDBWarehouse
+from nightshift.io import warehouse as warehouse_module
+from nightshift.io.warehouse import DuckDBWarehouse
 
 from . import harness
 
@@ -121,7 +121,8 @@ def test_publish_task_on_a_locked_warehouse_fails_retryably(published, locked, m
     """Through the task function: a RuntimeError (Airflow retries it with backoff), not a fail-fast error."""
     from airflow.sdk.exceptions import AirflowFailException
 
-    from nightshift import render, runtime
+    from nightshift import render
+    from nightshift.operators import runtime
     from nightshift.spec import find_spec
 
     monkeypatch.setenv("NIGHTSHIFT_WAREHOUSE", str(published["path"]))
@@ -150,7 +151,7 @@ def test_refused_snowflake_is_retried_with_backoff_then_fails_clearly_and_keeps_
     from airflow.providers.snowflake.hooks.snowflake import SnowflakeHook
     from snowflake.connector.errors import OperationalError
 
-    from nightshift.backends import snowflake
+    from nightshift.io import snowflake
     from nightshift.spec import find_spec
     from nightshift.steps import publish
 

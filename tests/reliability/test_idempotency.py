@@ -13,7 +13,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from nightshift.backends.warehouse import DuckDBWarehouse
+from nightshift.io.warehouse import DuckDBWarehouse
 
 from . import harness
 

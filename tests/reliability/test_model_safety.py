@@ -96,7 +96,7 @@ def test_champion_survives_a_training_run_that_crashes(world, tmp_path, monkeypa
 def test_crash_inside_promote_keeps_the_champion_and_the_retry_registers_no_second_version(world, tmp_path, monkeypatch):
     import mlflow
 
-    from nightshift import runtime
+    from nightshift.operators import runtime
 
     landing(world, tmp_path, monkeypatch)
     before = harness.registry_state("credit_default")["credit_default"]

@@ -120,9 +120,9 @@ def tripwires(monkeypatch, tmp_path):
         return call
 
     monkeypatch.setattr("duckdb.connect", trip("duckdb.connect"))
-    monkeypatch.setattr("nightshift.storage.locate", trip("storage.locate"))
-    monkeypatch.setattr("nightshift.backends.tracking.client", trip("tracking.client"))
-    monkeypatch.setattr("nightshift.backends.snowflake.connect", trip("snowflake.connect"))
+    monkeypatch.setattr("nightshift.io.storage.locate", trip("storage.locate"))
+    monkeypatch.setattr("nightshift.io.tracking.client", trip("tracking.client"))
+    monkeypatch.setattr("nightshift.io.snowflake.connect", trip("snowflake.connect"))
     local = tmp_path / "local"
     monkeypatch.setenv("NIGHTSHIFT_LOCAL_DIR", str(local))
     monkeypatch.setenv("NIGHTSHIFT_WAREHOUSE", str(local / "warehouse.duckdb"))
@@ -138,7 +138,7 @@ def test_at_least_ten_hostile_specs():
 def test_hostile_spec_is_rejected_before_any_sql_or_io(case, tmp_path, tripwires, monkeypatch):
     from airflow.sdk.exceptions import AirflowFailException
 
-    from nightshift import runtime
+    from nightshift.operators import runtime
     from nightshift.render import render_pipelines
 
     folder = tmp_path / "pipelines"
@@ -174,7 +174,7 @@ def test_duckdb_publish_and_read_bind_every_value(tmp_path, monkeypatch):
     import duckdb
     import pyarrow.parquet as pq
 
-    from nightshift.backends.warehouse import DuckDBWarehouse
+    from nightshift.io.warehouse import DuckDBWarehouse
 
     day = date(2026, 2, 4)
     path = tmp_path / "warehouse.duckdb"
@@ -223,7 +223,7 @@ def test_snowflake_publish_and_source_read_bind_every_value(tmp_path, monkeypatc
     import pandas as pd
     import pyarrow.parquet as pq
 
-    from nightshift.backends import snowflake
+    from nightshift.io import snowflake
     from nightshift.spec import parse_spec
 
     monkeypatch.setenv("AIRFLOW_CONN_SNOWFLAKE_TEST", json.dumps(
@@ -297,7 +297,7 @@ HOSTILE_MODELS = ["/etc/passwd", "../../mlruns/0/abc/artifacts/model", "s3://att
 def test_model_param_cannot_name_a_path_or_uri(reference, tripwires):
     from airflow.sdk.exceptions import AirflowFailException, ParamValidationError
 
-    from nightshift import runtime
+    from nightshift.operators import runtime
     from nightshift.render import score_params
 
     with pytest.raises(ParamValidationError):

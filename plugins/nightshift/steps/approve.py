@@ -1,6 +1,6 @@
 """Human approval: what the approver is shown, and what their answer does to the registry.
 
-Airflow's HITL operator collects the answer (see nightshift.approval); these plain functions turn
+Airflow's HITL operator collects the answer (see nightshift.render.approval); these plain functions turn
 the promotion summary into the request, and the answer into registry state: approve moves
 `champion`, reject (or a timeout that rejects) leaves it and records who decided and why.
 """
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 
-from nightshift.backends import tracking
+from nightshift.io import tracking
 from nightshift.spec import Pipeline
 from nightshift.steps.report import REPORT_ARTIFACT, metric_rows
 

@@ -10,8 +10,8 @@ import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from nightshift import metrics, storage
-from nightshift.backends import tracking
+from nightshift.io import storage, tracking
+from nightshift.ml import metrics
 from nightshift.spec import Pipeline
 from nightshift.steps.features import model_input
 from nightshift.steps.train import model_input_columns, score_model, target_values

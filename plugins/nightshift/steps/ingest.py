@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 from typing import TYPE_CHECKING
 
-from nightshift import storage
+from nightshift.io import storage
 from nightshift.spec import Pipeline
 
 if TYPE_CHECKING:
@@ -259,7 +259,7 @@ def read_rows(spec: Pipeline, window: Window | None, uri: str | None = None, *, 
 
 def _read_snowflake(spec: Pipeline, window: Window | None, *, with_target: bool) -> tuple["pd.DataFrame", list[str]]:
     """The interval's rows from a Snowflake table or query, checked like a file would be."""
-    from nightshift.backends import snowflake
+    from nightshift.io import snowflake
 
     if window is None:
         raise IngestError(f"{spec.source.location}: a Snowflake source needs a time window")

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from nightshift import governance
+from nightshift.ml import governance
 from nightshift.spec import Pipeline
 from nightshift.steps.report import CSS, metric_rows
 
@@ -131,7 +131,7 @@ def card_html(spec: Pipeline, text: str) -> str:
 
 def lineage(run_id: str) -> dict:
     """The lineage tags the train step wrote to the version's run."""
-    from nightshift.backends import tracking
+    from nightshift.io import tracking
 
     tags = tracking.client().get_run(run_id).data.tags
     return {**{k: tags.get(f"nightshift.{k}") for k in LINEAGE_TAGS}, "mlflow_run_id": run_id}
@@ -139,7 +139,7 @@ def lineage(run_id: str) -> dict:
 
 def publish(spec: Pipeline, version: str, run_id: str, text: str) -> str:
     """Log the card with the version's run and point the version at it."""
-    from nightshift.backends import tracking
+    from nightshift.io import tracking
 
     client = tracking.client()
     client.log_text(run_id, text, CARD_MD)

@@ -19,9 +19,9 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from nightshift import drift, storage
-from nightshift.backends import tracking
-from nightshift.backends.warehouse import get_warehouse
+from nightshift.io import storage, tracking
+from nightshift.io.warehouse import get_warehouse
+from nightshift.ml import drift
 from nightshift.spec import Drift, Pipeline
 from nightshift.steps import profile as profiles
 from nightshift.steps.score import PARTITION_COLUMN

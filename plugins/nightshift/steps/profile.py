@@ -13,8 +13,8 @@ import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from nightshift import drift, metrics, storage
-from nightshift.backends import tracking
+from nightshift.io import storage, tracking
+from nightshift.ml import drift, metrics
 from nightshift.spec import Pipeline
 from nightshift.steps import features
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 import json
 import logging
 
-from nightshift import governance, metrics
-from nightshift.backends import tracking
+from nightshift.io import tracking
+from nightshift.ml import governance, metrics
 from nightshift.spec import Gate, Pipeline
 
 log = logging.getLogger(__name__)
@@ -52,7 +52,7 @@ def check_gate(gate: Gate, evaluation: dict) -> dict:
 
 
 def check_gates(spec: Pipeline, evaluation: dict) -> list[dict]:
-    """Metric gates, then slice and fairness gates (nightshift.governance)."""
+    """Metric gates, then slice and fairness gates (nightshift.ml.governance)."""
     return [*(check_gate(gate, evaluation) for gate in spec.evaluation.gates), *governance.check_gates(spec, evaluation)]
 
 
@@ -66,7 +66,7 @@ def promote(spec: Pipeline, model_uri: str, run_id: str, evaluation: dict, dry_r
     """Register the challenger; move `champion` when all gates pass, else tag why and set `challenger`.
 
     With `promotion.approval: required` a passing version gets `challenger` and waits for a person
-    (nightshift.approval); the summary says so in `awaiting_approval`.
+    (nightshift.render.approval); the summary says so in `awaiting_approval`.
     """
     gates = check_gates(spec, evaluation)
     failed = [g for g in gates if not g["passed"]]

@@ -11,8 +11,8 @@ import logging
 import tempfile
 from datetime import date
 
-from nightshift import storage
-from nightshift.backends.warehouse import get_warehouse
+from nightshift.io import storage
+from nightshift.io.warehouse import get_warehouse
 from nightshift.spec import Pipeline
 
 log = logging.getLogger(__name__)

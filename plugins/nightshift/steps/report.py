@@ -14,7 +14,8 @@ import logging
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
-from nightshift import governance, metrics, storage
+from nightshift.io import storage
+from nightshift.ml import governance, metrics
 from nightshift.spec import Pipeline
 
 if TYPE_CHECKING:
@@ -333,7 +334,7 @@ def publish(html_text: str, record: dict, run_id: str | None, run_dir: str) -> s
     import tempfile
     from pathlib import Path
 
-    from nightshift.backends import tracking
+    from nightshift.io import tracking
 
     uri = f"{run_dir}/evaluate/report.html"
     with tempfile.TemporaryDirectory() as tmp:

@@ -13,8 +13,8 @@ import re
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from nightshift import metrics, storage
-from nightshift.backends import tracking
+from nightshift.io import storage, tracking
+from nightshift.ml import metrics
 from nightshift.spec import Pipeline
 from nightshift.steps import features, ingest
 

@@ -7,13 +7,13 @@ back to the data and code that made it.
 
 from __future__ import annotations
 
-import importlib
 import json
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from nightshift import metrics, storage
-from nightshift.backends import tracking
+from nightshift.io import storage, tracking
+from nightshift.ml import metrics
+from nightshift.ml.modelling import fit_pipeline, make_estimator, model_input_columns, score_model, target_values  # noqa: F401
 from nightshift.spec import Pipeline
 from nightshift.steps import features
 
@@ -22,42 +22,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 MODEL_ARTIFACT = "model"
-
-
-def target_values(spec: Pipeline, frame: "pd.DataFrame") -> Any:
-    """The label as the estimator sees it: 0/1 for binary, numbers for regression."""
-    y = frame[spec.target.column]
-    if spec.target.task == "binary":
-        return (y.astype(str) == str(spec.target.positive_class)).astype(int).to_numpy()
-    if spec.target.task == "regression":
-        return y.astype("float64").to_numpy()
-    return y.to_numpy()
-
-
-def make_estimator(spec: Pipeline, params: dict | None = None) -> Any:
-    """XGBoost, or the scikit-learn estimator the spec names, with the spec's parameters."""
-    params = {**spec.model.params, **(params or {})}
-    if spec.model.flavor == "xgboost":
-        import xgboost as xgb
-
-        defaults = {"random_state": spec.training.seed, "n_jobs": 2, "tree_method": "hist"}
-        if spec.target.task == "regression":
-            return xgb.XGBRegressor(**{**defaults, **params})
-        return xgb.XGBClassifier(**{**defaults, "eval_metric": "logloss", **params})
-    module_name, _, class_name = spec.model.estimator.rpartition(".")
-    estimator_class = getattr(importlib.import_module(module_name), class_name)
-    if "random_state" in estimator_class().get_params():
-        params.setdefault("random_state", spec.training.seed)
-    return estimator_class(**params)
-
-
-def fit_pipeline(spec: Pipeline, train: "pd.DataFrame", params: dict | None = None) -> Any:
-    """Transformer + estimator as one Pipeline, fitted on the given rows only."""
-    from sklearn.pipeline import Pipeline as SkPipeline
-
-    model = SkPipeline([("features", features.build_transformer(spec)), ("model", make_estimator(spec, params))])
-    model.fit(features.model_input(train, spec.feature_columns), target_values(spec, train))
-    return model
 
 
 def tune(spec: Pipeline, train: "pd.DataFrame") -> tuple[dict, list[dict]]:
@@ -78,19 +42,6 @@ def tune(spec: Pipeline, train: "pd.DataFrame") -> tuple[dict, list[dict]]:
         raise ValueError(f"tuning: every trial gave an undefined {metric}")
     best = (max if metrics.greater_is_better(metric) else min)(finite, key=lambda t: t[metric])
     return best["params"], trials
-
-
-def score_model(spec: Pipeline, model: Any, frame: "pd.DataFrame", names: list[str]) -> dict[str, float]:
-    """Spec metrics of a fitted pipeline on labelled rows."""
-    scores = metrics.predict_scores(model, features.model_input(frame, model_input_columns(model, spec)), spec.target.task)
-    classes = getattr(model, "classes_", None)
-    return metrics.compute(spec.target.task, names, target_values(spec, frame), scores, spec.evaluation.threshold, classes)
-
-
-def model_input_columns(model: Any, spec: Pipeline) -> list[str]:
-    """The raw columns a fitted pipeline reads (a champion may predate a spec change)."""
-    names = getattr(model, "feature_names_in_", None)
-    return list(names) if names is not None else spec.feature_columns
 
 
 def train(spec: Pipeline, train_uri: str, run_id: str, lineage: dict) -> dict:

@@ -1,6 +1,6 @@
 """Render side of monitoring: the score DAG's monitor (and drift_event) tasks, the train DAG's schedule.
 
-Parse-time light (airflow.sdk only); task bodies import `nightshift.runtime_monitoring` lazily.
+Parse-time light (airflow.sdk only); task bodies import `nightshift.operators.runtime_monitoring` lazily.
 
 - `monitor` runs after publish, or before it when `monitoring.block_publish_on: fail` (a drift
   failure then stops publishing). A failure fails `monitor`; `summary` depends on it, so the run
@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from airflow.sdk import AssetOrTimeSchedule, task
 
-from nightshift.assets import drift_asset
+from nightshift.operators.assets import drift_asset
 from nightshift.spec import Pipeline
 
 
@@ -33,7 +33,7 @@ def add_monitor(spec: Pipeline, scored, ingested, model_ref, published, summary)
 
     @task(task_id="monitor", pool=spec.scoring.pool)
     def monitor(shards, ingested: dict, model_ref: dict, **context):
-        from nightshift import runtime_monitoring
+        from nightshift.operators import runtime_monitoring
 
         return runtime_monitoring.score_monitor(spec.name, context, shards, ingested, model_ref)
 
@@ -47,7 +47,7 @@ def add_monitor(spec: Pipeline, scored, ingested, model_ref, published, summary)
 
         @task(task_id="drift_event", outlets=[drift_asset(spec.name)], trigger_rule="all_done")
         def drift_event(**context):
-            from nightshift import runtime_monitoring
+            from nightshift.operators import runtime_monitoring
 
             return runtime_monitoring.score_drift_event(spec.name, context)
 

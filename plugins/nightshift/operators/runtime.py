@@ -14,8 +14,8 @@ from datetime import date
 from pathlib import Path
 from typing import Any, Iterator
 
-from nightshift import config, storage
-from nightshift.backends import tracking
+from nightshift import config
+from nightshift.io import storage, tracking
 from nightshift.spec import Pipeline, SpecError, find_spec
 from nightshift.steps import evaluate, features, ingest, promote, publish, score, train, validate
 
@@ -100,7 +100,7 @@ def train_features(pipeline: str, context: dict, ingested: dict) -> dict:
 def train_fit(pipeline: str, context: dict, ingested: dict, prepared: dict) -> dict:
     spec = find_spec(pipeline)
     trained = train.train(spec, prepared["train_uri"], ingested["mlflow_run_id"], _lineage(spec, context, ingested))
-    from nightshift import runtime_monitoring  # the reference profile that scoring's monitor compares with
+    from nightshift.operators import runtime_monitoring  # the reference profile that scoring's monitor compares with
 
     return {**trained, **runtime_monitoring.after_train(spec, ingested, prepared, trained)}
 
@@ -108,7 +108,7 @@ def train_fit(pipeline: str, context: dict, ingested: dict, prepared: dict) -> d
 def train_evaluate(pipeline: str, context: dict, ingested: dict, prepared: dict, trained: dict) -> dict:
     spec = find_spec(pipeline)
     result = evaluate.evaluate(spec, trained["model_uri"], prepared["test_uri"], ingested["mlflow_run_id"], ingested["run_dir"])
-    from nightshift import runtime_governance  # slices, fairness and the evaluation report
+    from nightshift.operators import runtime_governance  # slices, fairness and the evaluation report
 
     result = {**result, **runtime_governance.after_evaluate(spec, context, ingested, prepared, trained, result)}
     return {**result, "dag_run_id": _run_id(context)}
@@ -118,7 +118,7 @@ def train_promote(pipeline: str, context: dict, ingested: dict, trained: dict, e
     spec = find_spec(pipeline)
     dry_run = bool(_params(context).get("dry_run"))
     promoted = promote.promote(spec, trained["model_uri"], ingested["mlflow_run_id"], evaluated, dry_run=dry_run)
-    from nightshift import runtime_governance  # the version's model card
+    from nightshift.operators import runtime_governance  # the version's model card
 
     return runtime_governance.after_promote(spec, ingested, trained, evaluated, promoted)
 

@@ -1,6 +1,6 @@
 """Apply an Astro-format `airflow_settings.yaml` (connections, pools, variables) to any Airflow.
 
-Astro's CLI reads that file itself; everyone else runs `python -m nightshift.settings FILE`. It
+Astro's CLI reads that file itself; everyone else runs `python -m nightshift.cli.settings FILE`. It
 converts the file to the JSON that Airflow's own `pools/connections/variables import` commands
 take, and overwrites on conflict, so applying it twice changes nothing.
 """
@@ -65,7 +65,7 @@ def apply(path: str | Path, airflow: str = "airflow") -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m nightshift.settings", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m nightshift.cli.settings", description=__doc__)
     parser.add_argument("file", nargs="?", default="airflow_settings.yaml")
     parser.add_argument("--airflow", default="airflow", help="the airflow executable")
     args = parser.parse_args(argv)

@@ -27,7 +27,7 @@ class PromotionApproval(HITLOperator):
     def execute(self, context):
         from airflow.sdk.exceptions import AirflowSkipException
 
-        from nightshift import runtime_governance
+        from nightshift.operators import runtime_governance
 
         found = runtime_governance.approval_request(self.pipeline, context)
         if found is None:
@@ -53,7 +53,7 @@ def add_approval(spec: Pipeline, ingested, trained, evaluated, promoted) -> None
 
     @task(task_id="apply_approval")
     def apply_approval(ingested: dict, trained: dict, evaluated: dict, promoted: dict, response: dict, **context):
-        from nightshift import runtime_governance
+        from nightshift.operators import runtime_governance
 
         return runtime_governance.apply_approval(spec.name, context, ingested, trained, evaluated, promoted, response)
 

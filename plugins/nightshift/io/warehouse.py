@@ -9,67 +9,17 @@ connection, not a code fork. Identifiers are checked before they reach SQL; valu
 from __future__ import annotations
 
 import logging
-import re
-import time
 from datetime import date
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Protocol, TypeVar
+from typing import TYPE_CHECKING, Protocol
 
 from nightshift import config
+from nightshift.io.sql import create_table_sql, identifier, sql_type, with_backoff  # noqa: F401 - re-exported
 
 if TYPE_CHECKING:
     import pyarrow as pa
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
-SAFE_IDENTIFIER = re.compile(r"^[A-Z_][A-Z0-9_]{0,254}$")
-
-
-def identifier(name: str) -> str:
-    """Upper-case an identifier and refuse anything that is not a plain SQL name."""
-    upper = str(name).upper()
-    if not SAFE_IDENTIFIER.match(upper):
-        raise ValueError(f"'{name}' is not a safe SQL identifier (letters, digits and _ only)")
-    return upper
-
-
-# Column types per warehouse dialect, keyed by the kind of arrow type an output column has.
-SQL_TYPES = {
-    "duckdb": {"timestamp_tz": "TIMESTAMP WITH TIME ZONE", "timestamp": "TIMESTAMP", "date": "DATE", "integer": "BIGINT",
-               "float": "DOUBLE", "boolean": "BOOLEAN", "text": "VARCHAR"},
-    "snowflake": {"timestamp_tz": "TIMESTAMP_TZ", "timestamp": "TIMESTAMP_NTZ", "date": "DATE", "integer": "NUMBER(38,0)",
-                  "float": "FLOAT", "boolean": "BOOLEAN", "text": "VARCHAR"},
-}
-
-
-def sql_type(arrow_type: "pa.DataType", dialect: str = "duckdb") -> str:
-    """The column type declared in the warehouse for an output column."""
-    import pyarrow as pa
-
-    kinds = [(pa.types.is_timestamp, "timestamp_tz" if getattr(arrow_type, "tz", None) else "timestamp"),
-             (pa.types.is_date, "date"), (pa.types.is_integer, "integer"), (pa.types.is_floating, "float"),
-             (pa.types.is_boolean, "boolean")]
-    kind = next((name for test, name in kinds if test(arrow_type)), "text")
-    return SQL_TYPES[dialect][kind]
-
-
-def create_table_sql(table: str, schema: "pa.Schema") -> str:
-    columns = ",\n  ".join(f"{identifier(f.name)} {sql_type(f.type)}" for f in schema)
-    return f"CREATE TABLE IF NOT EXISTS {identifier(table)} (\n  {columns}\n)"
-
-
-def with_backoff(func: Callable[[], T], what: str, retries: int, wait_seconds: float, transient: Callable[[Exception], bool]) -> T:
-    """Call func, retrying transient failures with exponential backoff, then fail with a clear message."""
-    for attempt in range(retries + 1):
-        try:
-            return func()
-        except Exception as exc:  # noqa: BLE001 - classified by `transient`
-            if not transient(exc) or attempt == retries:
-                raise RuntimeError(f"{what} is unavailable after {attempt + 1} attempt(s): {exc}") from exc
-            wait = wait_seconds * 2**attempt
-            log.warning("%s unavailable (%s); retrying in %.1fs", what, exc, wait)
-            time.sleep(wait)
-    raise AssertionError("unreachable")
 
 
 class Warehouse(Protocol):
@@ -143,6 +93,6 @@ def get_warehouse(conn_id: str | None = None) -> Warehouse:
     """The warehouse for a spec: embedded DuckDB unless a connection names another."""
     if conn_id is None:
         return DuckDBWarehouse()
-    from nightshift.backends.snowflake import SnowflakeWarehouse
+    from nightshift.io.snowflake import SnowflakeWarehouse
 
     return SnowflakeWarehouse(conn_id)

@@ -36,7 +36,7 @@ def locate(uri: str) -> Location:
     """Resolve a spec or artifact uri to a filesystem and path."""
     match = _S3_URI.match(uri)
     if match:
-        from nightshift.backends import s3
+        from nightshift.io import s3
 
         return Location(s3.filesystem(match["conn"]), match["path"].rstrip("/"), uri)
     if uri.startswith("s3://"):

@@ -12,5 +12,5 @@ import pyarrow.parquet  # noqa: F401
 import sklearn.pipeline  # noqa: F401
 import xgboost  # noqa: F401
 
-import nightshift.runtime  # noqa: F401
-import nightshift.runtime_monitoring  # noqa: F401
+import nightshift.operators.runtime  # noqa: F401
+import nightshift.operators.runtime_monitoring  # noqa: F401

@@ -1,7 +1,7 @@
 """The render layer: specs in, Airflow DAGs out (like astronomer-cosmos does for dbt).
 
 Parse time stays light: this module imports Airflow's SDK, pydantic and YAML, never pandas,
-scikit-learn, MLflow or Great Expectations. Each task body imports `nightshift.runtime` lazily.
+scikit-learn, MLflow or Great Expectations. Each task body imports `nightshift.operators.runtime` lazily.
 A spec that fails to load becomes a visible placeholder DAG instead of hiding the others.
 """
 
@@ -13,7 +13,8 @@ from pathlib import Path
 
 from airflow.sdk import DAG, CronDataIntervalTimetable, Param, task
 
-from nightshift import config, monitoring
+from nightshift import config
+from nightshift.render import monitoring
 from nightshift.spec import Pipeline, SpecError, load_all
 
 BASE_TAG = "nightshift"
@@ -110,11 +111,11 @@ def _derived_text(spec: Pipeline) -> str:
 
 
 def _step(task_id: str, runtime_func: str, pipeline: str, **task_kwargs):
-    """A TaskFlow task that calls `nightshift.runtime.<runtime_func>` with the context and upstream XComs."""
+    """A TaskFlow task that calls `nightshift.operators.runtime.<runtime_func>` with the context and upstream XComs."""
 
     @task(task_id=task_id, **task_kwargs)
     def run(*upstream, **context):
-        from nightshift import runtime
+        from nightshift.operators import runtime
 
         return getattr(runtime, runtime_func)(pipeline, context, *upstream)
 
@@ -186,7 +187,7 @@ def build_score_dag(spec: Pipeline) -> DAG:
 
         @task(task_id="score")
         def score_shard(shard: dict, ingested: dict, model_ref: dict, **context):
-            from nightshift import runtime
+            from nightshift.operators import runtime
 
             return runtime.score_shard(spec.name, context, shard, ingested, model_ref)
 
@@ -216,7 +217,7 @@ def build_train_dag(spec: Pipeline) -> DAG:
         evaluated = _step("evaluate", "train_evaluate", spec.name)(ingested, prepared, trained)
         promoted = _step("promote", "train_promote", spec.name)(ingested, trained, evaluated)
         if spec.promotion.approval == "required":
-            from nightshift.approval import add_approval  # Airflow's HITL operator, only for specs that ask
+            from nightshift.render.approval import add_approval  # Airflow's HITL operator, only for specs that ask
 
             add_approval(spec, ingested, trained, evaluated, promoted)
     return dag
@@ -237,7 +238,7 @@ def broken_spec_dag(path: Path, error: SpecError) -> DAG:
 
         @task(task_id="report_spec_error")
         def report(message: str):
-            from nightshift import runtime
+            from nightshift.operators import runtime
 
             runtime.report_spec_error(message)
 

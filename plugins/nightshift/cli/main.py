@@ -42,7 +42,7 @@ def cmd_schema(args: argparse.Namespace) -> int:
 
 def cmd_new(args: argparse.Namespace) -> int:
     """Write a drafted spec, checked by the same loader Airflow uses."""
-    from nightshift import draft
+    from nightshift.cli import draft
 
     out = Path(args.out) if args.out else config.pipelines_dir() / f"{args.name}.yaml"
     if out.exists() and not args.force:
@@ -94,8 +94,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_status(args: argparse.Namespace) -> int:
     """Champion version, recent training runs and recent partitions in the warehouse."""
-    from nightshift.backends import tracking
-    from nightshift.backends.warehouse import get_warehouse
+    from nightshift.io import tracking
+    from nightshift.io.warehouse import get_warehouse
 
     spec = find_spec(args.name)
     champion = tracking.champion(spec.name)
@@ -119,7 +119,7 @@ def cmd_rollback(args: argparse.Namespace) -> int:
     """Move `champion` to a registered version; the next scoring run resolves it."""
     from mlflow.exceptions import MlflowException
 
-    from nightshift.backends import tracking
+    from nightshift.io import tracking
 
     spec = find_spec(args.name)
     client = tracking.client()

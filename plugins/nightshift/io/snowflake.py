@@ -14,7 +14,7 @@ import uuid
 from datetime import date, datetime
 from typing import TYPE_CHECKING
 
-from nightshift.backends.warehouse import identifier, sql_type, with_backoff
+from nightshift.io.sql import identifier, sql_type, with_backoff
 
 if TYPE_CHECKING:
     import pandas as pd

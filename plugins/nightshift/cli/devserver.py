@@ -127,7 +127,7 @@ def _alive(pid: int) -> bool:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m nightshift.devserver", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m nightshift.cli.devserver", description=__doc__)
     parser.add_argument("action", choices=["up", "down"])
     parser.add_argument("--airflow-port", type=int, default=int(os.environ.get("AIRFLOW_PORT", 8080)))
     parser.add_argument("--mlflow-port", type=int, default=int(os.environ.get("MLFLOW_PORT", 5000)))

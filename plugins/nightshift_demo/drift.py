@@ -10,7 +10,7 @@ from nightshift import config
 
 def monitoring_rows(pipeline: str, day: date) -> list[tuple]:
     """(FEATURE, PSI, PSI_NOISE_FLOOR, KS, STATUS, MODEL_VERSION) of one date, most drifted first (embedded warehouse)."""
-    from nightshift.backends.warehouse import DuckDBWarehouse
+    from nightshift.io.warehouse import DuckDBWarehouse
     from nightshift.spec import find_spec
     from nightshift.steps.monitor import monitoring_table
 
@@ -21,7 +21,7 @@ def monitoring_rows(pipeline: str, day: date) -> list[tuple]:
 
 
 def verdict_text(pipeline: str, day: date) -> str:
-    from nightshift.drift import worst
+    from nightshift.ml.drift import worst
 
     rows = monitoring_rows(pipeline, day)
     if not rows:

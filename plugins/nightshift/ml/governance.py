@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from nightshift import metrics
+from nightshift.ml import metrics
 from nightshift.spec import FairnessGate, Pipeline, SliceGate
 
 if TYPE_CHECKING:

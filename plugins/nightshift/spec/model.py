@@ -22,7 +22,7 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from nightshift import expressions
+from nightshift.spec import expressions
 
 IDENTIFIER = r"^[A-Za-z_][A-Za-z0-9_]{0,127}$"
 PIPELINE_NAME = r"^[a-z][a-z0-9_]{1,62}$"

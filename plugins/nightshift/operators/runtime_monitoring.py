@@ -10,8 +10,8 @@ from __future__ import annotations
 import logging
 from datetime import datetime, timezone
 
-from nightshift import alerts
-from nightshift.assets import drift_asset
+from nightshift.operators import alerts
+from nightshift.operators.assets import drift_asset
 from nightshift.spec import Pipeline, find_spec
 from nightshift.steps import monitor, profile
 

@@ -1,6 +1,6 @@
 """The bridge from Airflow tasks to the governance steps: report, model card, approval.
 
-Like nightshift.runtime, it only reads the context and upstream XComs and calls plain functions;
+Like nightshift.operators.runtime, it only reads the context and upstream XComs and calls plain functions;
 it is imported when a task runs, never at DAG parse time.
 """
 
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 
-from nightshift import storage
+from nightshift.io import storage
 from nightshift.spec import Pipeline, find_spec
 from nightshift.steps import approve, evaluate, model_card, report
 from nightshift.steps.train import target_values

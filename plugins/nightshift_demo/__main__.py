@@ -1,4 +1,4 @@
-"""`python -m nightshift.demo`: sample data, the demo run, and the summary it prints.
+"""`python -m nightshift_demo`: sample data, the demo run, and the summary it prints.
 
     generate      write deterministic synthetic data under data/landing/
     run           train credit_default with `airflow dags test`, then print a summary
@@ -11,10 +11,10 @@ import argparse
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 from nightshift import config
-from nightshift.demo.generate import add_generate_arguments, run_generate
+
+from nightshift_demo.generate import add_generate_arguments, run_generate
 
 PIPELINE = "credit_default"
 
@@ -39,7 +39,7 @@ def airflow_dags_test(dag_id: str, logical_date: str, conf: dict | None = None, 
 
 def train_summary(pipeline: str) -> str:
     """What the latest training run saw, measured and decided, read back from MLflow."""
-    from nightshift.backends import tracking
+    from nightshift.io import tracking
 
     client = tracking.client()
     run_id = tracking.find_run(pipeline)
@@ -78,7 +78,7 @@ def how_to_look() -> str:
 
 def partitions_summary(pipeline: str) -> str:
     """Rows per PARTITION_DATE and the model version that produced them, read from the warehouse."""
-    from nightshift.backends.warehouse import get_warehouse
+    from nightshift.io.warehouse import get_warehouse
     from nightshift.spec import find_spec
 
     spec = find_spec(pipeline)
@@ -104,16 +104,15 @@ def run_demo(args: argparse.Namespace) -> None:
     print("\n" + after)
     print("\nrerun changed no counts" if after == before else "\nWARNING: counts changed after the rerun")
     if args.drift_date:
-        from nightshift.demo.drift import drift_demo
+        from nightshift_demo.drift import drift_demo
 
         drift_demo(PIPELINE, args.drift_date, airflow_dags_test)
     print(how_to_look())
 
 
 def write_schema(args: argparse.Namespace) -> None:
+    from nightshift.spec import docs as specdoc
     from nightshift.spec import json_schema
-
-    from nightshift import specdoc
 
     target = config.project_root() / "include" / "pipeline.schema.json"
     target.write_text(json.dumps(json_schema(), indent=2) + "\n")
@@ -124,7 +123,7 @@ def write_schema(args: argparse.Namespace) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m nightshift.demo", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(prog="python -m nightshift_demo", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
     generate = sub.add_parser("generate", help="write sample data")
     add_generate_arguments(generate)

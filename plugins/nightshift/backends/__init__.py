@@ -1,1 +1,0 @@
-"""Adapters to the outside world: object storage, tracking and registry, warehouses."""

@@ -1,0 +1,1 @@
+"""Deployment glue: Celery worker settings and the warm imports its forked tasks inherit."""

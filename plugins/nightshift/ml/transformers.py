@@ -1,0 +1,140 @@
+"""The feature transformer a spec declares, as scikit-learn objects (fit on train, apply the same at scoring).
+
+Derived arithmetic columns, calendar parts, then one ColumnTransformer branch per column kind. The
+fitted transformer ships inside the model (one sklearn Pipeline), so scoring applies exactly what
+training fitted. Plain scikit-learn: no I/O, no Airflow.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from sklearn.base import BaseEstimator, TransformerMixin
+
+from nightshift.spec import Pipeline, expressions
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+
+class DerivedColumns(TransformerMixin, BaseEstimator):
+    """Adds derived arithmetic features and calendar parts of datetime columns (stateless)."""
+
+    def __init__(self, derived: tuple[tuple[str, str], ...] = (), datetime_parts: tuple[tuple[str, tuple[str, ...]], ...] = ()):
+        self.derived = derived
+        self.datetime_parts = datetime_parts
+
+    def fit(self, X, y=None):  # noqa: N803 - scikit-learn's naming
+        return self
+
+    def transform(self, X):  # noqa: N803
+        import pandas as pd
+
+        added = {name: expressions.evaluate(expr, X) for name, expr in self.derived}
+        for column, parts in self.datetime_parts:
+            times = pd.to_datetime(X[column], utc=True)
+            for part in parts:
+                added[f"{column}_{part}"] = getattr(times.dt, part).astype("float64").to_numpy()
+        return X.assign(**added) if added else X
+
+    def get_feature_names_out(self, input_features=None):
+        names = [name for name, _ in self.derived]
+        names += [f"{c}_{p}" for c, parts in self.datetime_parts for p in parts]
+        return [*(input_features or []), *names]
+
+
+def model_input(frame: "pd.DataFrame", columns: list[str]) -> "pd.DataFrame":
+    """The columns a model reads, in MLflow-friendly types: naive UTC datetimes, float integers.
+
+    MLflow signatures reject time-zone-aware datetimes and integer columns that may hold nulls
+    at scoring time, so training and scoring hand the model the same normalised frame.
+    """
+    import pandas as pd
+
+    out = frame[columns].copy()
+    for name in columns:
+        dtype = out[name].dtype
+        if isinstance(dtype, pd.DatetimeTZDtype):
+            out[name] = out[name].dt.tz_convert("UTC").dt.tz_localize(None)
+        elif pd.api.types.is_integer_dtype(dtype) or pd.api.types.is_bool_dtype(dtype):
+            out[name] = out[name].astype("float64")
+    return out
+
+
+def _numeric_steps(spec: Pipeline) -> list:
+    from sklearn.impute import SimpleImputer
+    from sklearn.preprocessing import MinMaxScaler, RobustScaler, StandardScaler
+
+    n = spec.features.numeric
+    steps = []
+    if n.impute != "none":
+        strategy = "constant" if n.impute == "zero" else n.impute
+        steps.append(("impute", SimpleImputer(strategy=strategy, fill_value=0.0, keep_empty_features=True)))
+    scalers = {"standard": StandardScaler, "minmax": MinMaxScaler, "robust": RobustScaler}
+    if n.scale in scalers:
+        steps.append(("scale", scalers[n.scale]()))
+    return steps
+
+
+def _categorical_steps(spec: Pipeline) -> list:
+    from sklearn.impute import SimpleImputer
+    from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder
+
+    c = spec.features.categorical
+    impute = SimpleImputer(strategy="constant", fill_value="__missing__", missing_values=None)
+    if c.encode == "onehot":
+        unknown = "infrequent_if_exist" if c.max_categories else "ignore"
+        encoder = OneHotEncoder(
+            handle_unknown=unknown if c.unseen == "ignore" else "error", max_categories=c.max_categories, sparse_output=False
+        )
+    elif c.unseen == "ignore":
+        encoder = OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=-1, encoded_missing_value=-2)
+    else:
+        encoder = OrdinalEncoder()
+    return [("as_text", _AsText()), ("impute", impute), ("encode", encoder)]
+
+
+class _AsText(TransformerMixin, BaseEstimator):
+    """Categories as Python objects with None for missing, whatever dtype the reader produced."""
+
+    def fit(self, X, y=None):  # noqa: N803
+        return self
+
+    def transform(self, X):  # noqa: N803
+        import numpy as np
+        import pandas as pd
+
+        frame = pd.DataFrame(X)
+        out = np.empty(frame.shape, dtype=object)
+        for i in range(frame.shape[1]):
+            column = frame.iloc[:, i]
+            if isinstance(column.dtype, pd.StringDtype):  # already text: same values, without a str() round trip (~6x faster)
+                out[:, i] = column.to_numpy(dtype=object, na_value=None)
+            else:
+                values = column.astype(object).where(column.notna(), None).to_numpy(dtype=object)
+                out[:, i] = np.where(values == None, None, values.astype(str))  # noqa: E711
+        return out
+
+    def get_feature_names_out(self, input_features=None):
+        return input_features
+
+
+def build_transformer(spec: Pipeline):
+    """The unfitted feature transformer: derived columns, then one branch per column kind."""
+    from sklearn.compose import ColumnTransformer
+    from sklearn.pipeline import Pipeline as SkPipeline
+
+    f = spec.features
+    derived = tuple((d.name, d.expr) for d in f.derived)
+    parts = tuple((c, tuple(f.datetime.parts)) for c in f.datetime.columns)
+    numeric = [*f.numeric.columns, *(name for name, _ in derived), *(f"{c}_{p}" for c, ps in parts for p in ps)]
+    branches = []
+    if numeric:
+        steps = _numeric_steps(spec)
+        branches.append(("numeric", SkPipeline(steps) if steps else "passthrough", numeric))
+    if f.categorical.columns:
+        branches.append(("categorical", SkPipeline(_categorical_steps(spec)), list(f.categorical.columns)))
+    if f.passthrough:
+        branches.append(("passthrough", "passthrough", list(f.passthrough)))
+    columns = ColumnTransformer(branches, remainder="drop", verbose_feature_names_out=True)
+    return SkPipeline([("derive", DerivedColumns(derived, parts)), ("columns", columns)])
