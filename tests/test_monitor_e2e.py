@@ -48,7 +48,7 @@ def trained(tmp_path_factory, airflow_db):
     write_credit_applications(landing, DRIFT_DAY, DRIFT_DAY, rows_per_day=40, drift_from=DRIFT_DAY)
     specs.mkdir()
     write_spec(specs, retrain_on_drift=True, notify=SMTP)
-    for name, value in {"CREDIT_SOURCE_URI": landing, "NIGHTSHIFT_PIPELINES_DIR": specs, "NIGHTSHIFT_LOCAL_DIR": root / "local",
+    for name, value in {"NIGHTSHIFT_CREDIT_SOURCE_URI": landing, "NIGHTSHIFT_PIPELINES_DIR": specs, "NIGHTSHIFT_LOCAL_DIR": root / "local",
                         "MLFLOW_TRACKING_URI": f"sqlite:///{root / 'local' / 'mlflow.db'}"}.items():
         patch.setenv(name, str(value))
     dag_run = build_train_dag(find_spec("credit_default")).test(logical_date=at("2026-02-01"))
@@ -152,9 +152,9 @@ def test_block_publish_on_fail_stops_publish(trained, warehouse, sent):
 
 
 def test_asset_triggered_training_windows_end_at_the_trigger_time(trained):
-    from nightshift.operators import runtime
+    from nightshift.operators.ingest import IngestTrainingOperator
 
     context = {"data_interval_end": None, "run_id": "asset_triggered__2026-02-12T00:00:00+00:00", "params": {},
                "dag_run": SimpleNamespace(run_after=at("2026-02-12"))}
-    ingested = runtime.train_ingest("credit_default", context)
+    ingested = IngestTrainingOperator(task_id="ingest", pipeline="credit_default").execute(context)
     assert ingested["window"]["end"].startswith("2026-01-13")  # trigger time minus the 30-day label delay

@@ -32,7 +32,7 @@ def trained(tmp_path_factory, airflow_db):
     root = tmp_path_factory.mktemp("score")
     landing = root / "landing"
     write_credit_applications(landing, date(2025, 6, 1), date(2026, 2, 10), rows_per_day=40)
-    patch.setenv("CREDIT_SOURCE_URI", str(landing))
+    patch.setenv("NIGHTSHIFT_CREDIT_SOURCE_URI", str(landing))
     patch.setenv("NIGHTSHIFT_LOCAL_DIR", str(root / "local"))
     patch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{root / 'local' / 'mlflow.db'}")
     dag_run = build_train_dag(find_spec("credit_default")).test(logical_date=at("2026-02-01"))
@@ -97,7 +97,9 @@ def test_rerun_of_a_date_replaces_rows_identically(trained, warehouse):
 
 def test_dry_run_scores_but_does_not_publish(trained, warehouse):
     dag_run, states = run_score("2026-02-05", dry_run=True)
-    assert dag_run.state == "success" and states["publish"] == "success"
+    # publish is skipped (not "success"), so the scores Asset gets no event for rows that were never published
+    assert dag_run.state == "success" and states["publish"] == "skipped"
+    assert states["monitor"] == "success" and states["summary"] == "success"
     assert table(warehouse).empty
 
 
@@ -147,7 +149,7 @@ def test_failure_inside_publish_keeps_previous_rows(trained, warehouse, tmp_path
 def test_empty_partition_succeeds_with_zero_rows_and_replaces(trained, warehouse, tmp_path, monkeypatch):
     landing = tmp_path / "landing"
     write_credit_applications(landing, date(2026, 2, 1), date(2026, 2, 1), rows_per_day=40)
-    monkeypatch.setenv("CREDIT_SOURCE_URI", str(landing))
+    monkeypatch.setenv("NIGHTSHIFT_CREDIT_SOURCE_URI", str(landing))
     assert run_score("2026-02-03")[0].state == "success" and len(table(warehouse)) > 0
     part = landing / "dt=2026-02-01" / "part-0.parquet"
     pd.read_parquet(part).head(0).to_parquet(part, index=False)
@@ -163,7 +165,7 @@ def test_bad_scoring_data_stops_before_publish(trained, warehouse, tmp_path, mon
     write_credit_applications(landing, date(2026, 2, 1), date(2026, 2, 1), rows_per_day=40)
     part = landing / "dt=2026-02-01" / "part-0.parquet"
     pd.read_parquet(part).assign(grade="Q").to_parquet(part, index=False)
-    monkeypatch.setenv("CREDIT_SOURCE_URI", str(landing))
+    monkeypatch.setenv("NIGHTSHIFT_CREDIT_SOURCE_URI", str(landing))
     dag_run, states = run_score("2026-02-03")
     assert dag_run.state == "failed"
     assert states["validate"] == "failed" and states["publish"] != "success"

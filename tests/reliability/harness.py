@@ -1,7 +1,7 @@
 """Drive the task functions the DAGs run, in DAG order, and snapshot what a failed run must not change.
 
-A full `dag.test()` costs 10-20 s; calling `nightshift.operators.runtime.<step>` in the same order with a minimal context
-exercises the same code (the DAG tasks are thin wrappers around these functions) in a second or two. Failures
+A full `dag.test()` costs 10-20 s; executing the DAG's own operators (nightshift.operators) in the same order with a
+minimal context exercises the same code (every DAG task is one of them) in a second or two. Failures
 are recorded, not raised: which step failed, its exception (AirflowFailException for the fail-fast errors)
 and its message.
 """
@@ -33,9 +33,17 @@ class FakeDagRun:
         self.run_after = moment
 
 
+class FakeOutletEvents(dict):
+    """`context["outlet_events"][asset].extra = ...` as publish sets it; the events are kept for assertions."""
+
+    def __missing__(self, asset):
+        self[asset] = event = type("AssetEvent", (), {"extra": None})()
+        return event
+
+
 def context(run_id: str, start: datetime, end: datetime, **params) -> dict:
     return {"run_id": run_id, "data_interval_start": start, "data_interval_end": end, "params": params,
-            "dag_run": FakeDagRun(end)}
+            "dag_run": FakeDagRun(end), "outlet_events": FakeOutletEvents()}
 
 
 @dataclass
@@ -67,34 +75,56 @@ def _drive(steps: list[tuple[str, Callable[[dict], Any]]]) -> Outcome:
     return outcome
 
 
+def execute(operator_class: type, pipeline: str, ctx: dict, task_id: str = "step", **upstream) -> Any:
+    """Execute one of the DAG's operators outside a DAG, as its task would (upstream XComs passed in)."""
+    return operator_class(task_id=task_id, pipeline=pipeline, **upstream).execute(ctx)
+
+
 def run_train(pipeline: str, run_id: str, interval_end: datetime = TRAIN_END, **params) -> Outcome:
     """`<pipeline>_train`: ingest → validate → features → train → evaluate → promote."""
-    from nightshift.operators import runtime
+    from nightshift.operators.evaluate import EvaluateOperator
+    from nightshift.operators.features import FeaturesOperator
+    from nightshift.operators.ingest import IngestTrainingOperator
+    from nightshift.operators.train import TrainOperator
+    from nightshift.operators.validate import ValidateOperator
 
     ctx = context(run_id, interval_end - timedelta(days=7), interval_end, **params)
     return _drive([
-        ("ingest", lambda r: runtime.train_ingest(pipeline, ctx)),
-        ("validate", lambda r: runtime.train_validate(pipeline, ctx, r["ingest"])),
-        ("features", lambda r: runtime.train_features(pipeline, ctx, r["ingest"])),
-        ("train", lambda r: runtime.train_fit(pipeline, ctx, r["ingest"], r["features"])),
-        ("evaluate", lambda r: runtime.train_evaluate(pipeline, ctx, r["ingest"], r["features"], r["train"])),
-        ("promote", lambda r: runtime.train_promote(pipeline, ctx, r["ingest"], r["train"], r["evaluate"])),
+        ("ingest", lambda r: execute(IngestTrainingOperator, pipeline, ctx)),
+        ("validate", lambda r: execute(ValidateOperator, pipeline, ctx, ingested=r["ingest"], include_target=True)),
+        ("features", lambda r: execute(FeaturesOperator, pipeline, ctx, ingested=r["ingest"])),
+        ("train", lambda r: execute(TrainOperator, pipeline, ctx, ingested=r["ingest"], prepared=r["features"])),
+        ("evaluate", lambda r: execute(EvaluateOperator, pipeline, ctx, ingested=r["ingest"], prepared=r["features"],
+                                       trained=r["train"])),
+        ("promote", lambda r: promote(pipeline, ctx, r)),
     ])
+
+
+def promote(pipeline: str, ctx: dict, r: dict) -> Any:
+    """The promote task of a driven training run (also what a retry of it executes)."""
+    from nightshift.operators.promote import PromoteOperator
+
+    return execute(PromoteOperator, pipeline, ctx, ingested=r["ingest"], trained=r["train"], evaluated=r["evaluate"])
 
 
 def run_score(pipeline: str, run_id: str, day: date, days: int = 1, **params) -> Outcome:
     """`<pipeline>_score` for the whole UTC days [day, day + days): resolve_model → ingest → validate →
     plan_shards → score (every shard) → publish."""
-    from nightshift.operators import runtime
+    from nightshift.operators.ingest import IngestScoringOperator
+    from nightshift.operators.publish import PublishOperator
+    from nightshift.operators.score import PlanShardsOperator, ResolveModelOperator, ScoreShardOperator
+    from nightshift.operators.validate import ValidateOperator
 
     ctx = context(run_id, at(day), at(day) + timedelta(days=days), **params)
     return _drive([
-        ("resolve_model", lambda r: runtime.score_resolve_model(pipeline, ctx)),
-        ("ingest", lambda r: runtime.score_ingest(pipeline, ctx)),
-        ("validate", lambda r: runtime.score_validate(pipeline, ctx, r["ingest"])),
-        ("plan_shards", lambda r: runtime.score_plan(pipeline, ctx, r["ingest"], r["validate"])),
-        ("score", lambda r: [runtime.score_shard(pipeline, ctx, s, r["ingest"], r["resolve_model"]) for s in r["plan_shards"]]),
-        ("publish", lambda r: runtime.score_publish(pipeline, ctx, r["score"], r["ingest"], r["resolve_model"])),
+        ("resolve_model", lambda r: execute(ResolveModelOperator, pipeline, ctx)),
+        ("ingest", lambda r: execute(IngestScoringOperator, pipeline, ctx)),
+        ("validate", lambda r: execute(ValidateOperator, pipeline, ctx, ingested=r["ingest"], include_target=False)),
+        ("plan_shards", lambda r: execute(PlanShardsOperator, pipeline, ctx, ingested=r["ingest"], validated=r["validate"])),
+        ("score", lambda r: [execute(ScoreShardOperator, pipeline, ctx, shard=s, ingested=r["ingest"], model_ref=r["resolve_model"])
+                             for s in r["plan_shards"]]),
+        ("publish", lambda r: execute(PublishOperator, pipeline, ctx, shards=r["score"], ingested=r["ingest"],
+                                      model_ref=r["resolve_model"])),
     ])
 
 

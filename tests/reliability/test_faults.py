@@ -122,7 +122,7 @@ def test_publish_task_on_a_locked_warehouse_fails_retryably(published, locked, m
     from airflow.sdk.exceptions import AirflowFailException
 
     from nightshift import render
-    from nightshift.operators import runtime
+    from nightshift.operators.publish import PublishOperator
     from nightshift.spec import find_spec
 
     monkeypatch.setenv("NIGHTSHIFT_WAREHOUSE", str(published["path"]))
@@ -130,11 +130,11 @@ def test_publish_task_on_a_locked_warehouse_fails_retryably(published, locked, m
     shards = [{"index": i, "uri": f, "rows": 30, "model_version": "2"} for i, f in enumerate(published["new"])]
     ctx = harness.context("locked", harness.at(DAY), harness.at(date(2026, 2, 5)))
     with pytest.raises(RuntimeError, match="is unavailable after 6 attempt") as caught:
-        runtime.score_publish("credit_default", ctx, shards, {"partition_dates": [DAY.isoformat()]},
-                              {"model_name": "credit_default", "model_version": "2"})
+        harness.execute(PublishOperator, "credit_default", ctx, shards=shards, ingested={"partition_dates": [DAY.isoformat()]},
+                        model_ref={"model_name": "credit_default", "model_version": "2"})
     assert not isinstance(caught.value, AirflowFailException)
     assert waits == [1.0, 2.0, 4.0, 8.0, 16.0]
-    args = render.default_args(find_spec("credit_default"))
+    args = render.dags.default_args(find_spec("credit_default"))
     assert args["retries"] >= 1 and args["retry_exponential_backoff"] >= 2.0
     locked.kill()
     locked.wait()
@@ -156,7 +156,7 @@ def test_refused_snowflake_is_retried_with_backoff_then_fails_clearly_and_keeps_
     from nightshift.steps import publish
 
     monkeypatch.setenv("AIRFLOW_CONN_SNOWFLAKE_TEST", json.dumps(SNOWFLAKE))
-    monkeypatch.setenv("CREDIT_WAREHOUSE_CONN_ID", "snowflake_test")
+    monkeypatch.setenv("NIGHTSHIFT_CREDIT_WAREHOUSE_CONN_ID", "snowflake_test")
     spec = find_spec("credit_default")
     model_ref = {"model_name": "credit_default", "model_version": "1"}
     old = harness.staged_scores(tmp_path / "old", DAY, 20, "1", "run-old")

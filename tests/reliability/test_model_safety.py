@@ -29,7 +29,7 @@ def landing(world, tmp_path, monkeypatch, relabel=None):
             frame = pd.read_parquet(part)
             frame["defaulted"] = relabel(frame, np.random.default_rng(i)).astype("int64")
             frame.to_parquet(part, index=False)
-    monkeypatch.setenv("CREDIT_SOURCE_URI", str(root))
+    monkeypatch.setenv("NIGHTSHIFT_CREDIT_SOURCE_URI", str(root))
     return root
 
 
@@ -96,8 +96,6 @@ def test_champion_survives_a_training_run_that_crashes(world, tmp_path, monkeypa
 def test_crash_inside_promote_keeps_the_champion_and_the_retry_registers_no_second_version(world, tmp_path, monkeypatch):
     import mlflow
 
-    from nightshift.operators import runtime
-
     landing(world, tmp_path, monkeypatch)
     before = harness.registry_state("credit_default")["credit_default"]
     real_tag = mlflow.MlflowClient.set_model_version_tag
@@ -114,7 +112,7 @@ def test_crash_inside_promote_keeps_the_champion_and_the_retry_registers_no_seco
     monkeypatch.setattr(mlflow.MlflowClient, "set_model_version_tag", real_tag)
     r = outcome.results
     ctx = harness.context("safety__promote_crash", harness.TRAIN_END, harness.TRAIN_END)
-    retried = runtime.train_promote("credit_default", ctx, r["ingest"], r["train"], r["evaluate"])  # Airflow's retry
+    retried = harness.promote("credit_default", ctx, r)  # Airflow's retry
     versions_after, aliases_after = harness.registry_state("credit_default")["credit_default"]
     assert versions_after[:-1] == versions[:-1] and len(versions_after) == len(versions)  # the same version, reused
     assert str(retried["version"]) == str(versions[-1][0]) and versions_after[-1][2] in ("promoted", "rejected")

@@ -2,15 +2,28 @@
 
 Every task of a DAG run finds the same MLflow run by the tag `nightshift.dag_run_id`, so retries
 and reruns write to one place instead of scattering half-runs.
+
+Store failures name the store: `client()` checks an embedded SQLite store before MLflow opens it (MLflow
+itself retries a file it cannot open for about 100 s, then says only `unable to open database file`), and
+every call on the client it returns turns SQLite's words into a `TrackingStoreError` that names MLflow and
+the file: "MLflow tracking store sqlite:///.../mlflow.db is not a database (corrupt?)", "... is locked by
+another process", "... cannot be opened (it is a directory)". All of them are outages (retried);
+`TrackingStoreMissing` is the one a retry cannot fix unless someone restores the file.
 """
 
 from __future__ import annotations
 
+import contextlib
+import functools
+import os
+import re
 import subprocess
 from functools import lru_cache
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Iterator
 
 from nightshift import config
+from nightshift.spec import errors
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -21,16 +34,161 @@ CHALLENGER = "challenger"
 DAG_RUN_TAG = "nightshift.dag_run_id"
 
 
+class TrackingStoreError(RuntimeError):
+    """The tracking store (or server) cannot serve requests: unreachable, not a database, cannot be opened.
+    An outage: retried. The message names the store."""
+
+    def __init__(self, message: str, uri: str | None = None):
+        self.uri = uri
+        super().__init__(errors.bounded(message))
+
+
+class TrackingStoreLocked(TrackingStoreError):
+    """Another process holds the embedded store's lock (SQLite `database is locked`): retried."""
+
+
+class TrackingStoreMissing(TrackingStoreError):
+    """The embedded store's file is gone although this pipeline's state says it must exist (the warehouse holds
+    scores made by its models): refused instead of silently starting an empty registry. A retry helps only once
+    the file is restored."""
+
+
+def store_path(uri: str | None = None) -> Path | None:
+    """The file of an embedded SQLite tracking store (`sqlite:///path`), None for servers and other databases."""
+    uri = uri or config.mlflow_tracking_uri()
+    if not uri.startswith("sqlite:///"):
+        return None
+    path = uri.removeprefix("sqlite:///").split("?", 1)[0]
+    return None if path in ("", ":memory:") else Path(path)
+
+
+SQLITE_HEADER = b"SQLite format 3\x00"
+
+
+def check_store(expect_existing: bool = False, uri: str | None = None) -> None:
+    """Refuse an embedded SQLite store MLflow could not use, before MLflow tries (and retries) to open it.
+
+    `expect_existing=True` (the caller knows this pipeline has history, e.g. the warehouse holds its scores):
+    a missing or empty file raises TrackingStoreMissing rather than letting MLflow create an empty store.
+    Servers and non-SQLite databases are not checked here (their errors arrive through `client()`'s calls)."""
+    uri = uri or config.mlflow_tracking_uri()
+    path = store_path(uri)
+    if path is None:
+        return
+    where = f"MLflow tracking store {uri}"
+    if not path.exists() or (path.is_file() and path.stat().st_size == 0):
+        if expect_existing:
+            state = "is missing" if not path.exists() else "is empty (0 bytes)"
+            raise TrackingStoreMissing(
+                f"{where} {state}, but this pipeline has history (its scores are in the warehouse): refusing to start "
+                "an empty registry; restore the file, or point MLFLOW_TRACKING_URI at the right store", uri)
+        folder = path.parent
+        if folder.exists() and not folder.is_dir():
+            raise TrackingStoreError(f"{where} cannot be opened ({folder} is not a folder)", uri)
+        return
+    if path.is_dir():
+        raise TrackingStoreError(f"{where} cannot be opened (it is a directory, not a file)", uri)
+    if not os.access(path, os.R_OK | os.W_OK):
+        raise TrackingStoreError(f"{where} cannot be opened (permission denied: the file is not readable and writable "
+                                 f"by user id {os.getuid()})", uri)
+    try:
+        with open(path, "rb") as handle:
+            header = handle.read(len(SQLITE_HEADER))
+    except OSError as exc:
+        raise TrackingStoreError(f"{where} cannot be opened ({errors.clip(exc, 200)})", uri) from exc
+    if header != SQLITE_HEADER:
+        raise TrackingStoreError(f"{where} is not a database (corrupt?): the file does not start with the SQLite header "
+                                 f"(first bytes {errors.show(header[:16])})", uri)
+
+
+_NOT_A_DATABASE = ("file is not a database", "database disk image is malformed", "file is encrypted or is not a database")
+_LOCKED = ("database is locked", "database table is locked")
+_CANNOT_OPEN = ("unable to open database file", "attempt to write a readonly database", "disk i/o error")
+
+
+def store_error(exc: BaseException, uri: str | None = None) -> TrackingStoreError | None:
+    """A TrackingStoreError naming the store for SQLite's failures anywhere in exc's chain, else None."""
+    if isinstance(exc, TrackingStoreError):
+        return exc
+    uri = uri or config.mlflow_tracking_uri()
+    messages, seen, current = [], set(), exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        messages.append(str(current))
+        current = current.__cause__ or current.__context__
+    text = " ".join(messages).lower()
+    first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    original = errors.clip(re.sub(r"^\((?:sqlite3|sqlalchemy)[.\w]*\) ", "", first), 200)
+    where = f"MLflow tracking store {uri}"
+    if any(m in text for m in _NOT_A_DATABASE):
+        return TrackingStoreError(f"{where} is not a database (corrupt?): {original}", uri)
+    if any(m in text for m in _LOCKED):
+        return TrackingStoreLocked(f"{where} is locked by another process ({original}); retry when it is released", uri)
+    if any(m in text for m in _CANNOT_OPEN):
+        return TrackingStoreError(f"{where} cannot be opened ({_why_not_open(uri) or original})", uri)
+    return None
+
+
+def _why_not_open(uri: str) -> str | None:
+    path = store_path(uri)
+    if path is None:
+        return None
+    if path.is_dir():
+        return "it is a directory, not a file"
+    if not path.parent.is_dir():
+        return f"its folder {path.parent} does not exist"
+    if path.exists() and not os.access(path, os.R_OK | os.W_OK):
+        return "permission denied"
+    return None
+
+
+@contextlib.contextmanager
+def store_errors(uri: str | None = None) -> Iterator[None]:
+    """Around any MLflow call (the fluent API too): SQLite's failures become TrackingStoreErrors naming the store."""
+    try:
+        yield
+    except Exception as exc:
+        translated = store_error(exc, uri)
+        if translated is None or translated is exc:
+            raise
+        raise translated from exc
+
+
+class _GuardedClient:
+    """An MlflowClient whose every call goes through store_errors (attributes pass through unchanged)."""
+
+    def __init__(self, inner: "MlflowClient", uri: str):
+        self._inner, self._uri = inner, uri
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self._inner, name)
+        if not callable(attr):
+            return attr
+
+        @functools.wraps(attr)
+        def call(*args: Any, **kwargs: Any) -> Any:
+            with store_errors(self._uri):
+                return attr(*args, **kwargs)
+
+        return call
+
+    def __repr__(self) -> str:
+        return f"<MlflowClient on {self._uri} (store errors named)>"
+
+
 def client() -> "MlflowClient":
-    """A client on the configured tracking server (the registry lives there too)."""
+    """A client on the configured tracking server (the registry lives there too); store failures name the store."""
     import mlflow
 
     uri = config.mlflow_tracking_uri()
     if uri.startswith("sqlite:///"):
         config.local_dir().mkdir(parents=True, exist_ok=True)
+        check_store(uri=uri)
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
-    return mlflow.MlflowClient(tracking_uri=uri, registry_uri=uri)
+    with store_errors(uri):
+        inner = mlflow.MlflowClient(tracking_uri=uri, registry_uri=uri)
+    return _GuardedClient(inner, uri)  # type: ignore[return-value]
 
 
 def experiment_id(name: str) -> str:
@@ -66,9 +224,13 @@ def is_missing(exc: Exception) -> bool:
     return getattr(exc, "error_code", None) in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE")
 
 
-def unavailable(exc: Exception, what: str) -> RuntimeError:
+def unavailable(exc: Exception, what: str) -> TrackingStoreError:
     """A clear, retryable error for a tracking server or registry that did not answer."""
-    return RuntimeError(f"MLflow tracking server {config.mlflow_tracking_uri()} is unavailable ({what}): {exc}")
+    named = store_error(exc)
+    if named is not None:
+        return type(named)(f"{named} ({what})", named.uri)
+    uri = config.mlflow_tracking_uri()
+    return TrackingStoreError(f"MLflow tracking server {uri} is unavailable ({what}): {exc}", uri)
 
 
 def champion(name: str) -> "ModelVersion | None":
@@ -106,3 +268,11 @@ def git_commit() -> str | None:
         return out.stdout.strip() or None
     except (OSError, subprocess.SubprocessError):
         return None
+
+
+def load_sklearn_model(model_uri: str) -> Any:
+    """A logged pipeline as the sklearn object itself (probabilities, feature names)."""
+    import mlflow.sklearn
+
+    client()
+    return mlflow.sklearn.load_model(model_uri)

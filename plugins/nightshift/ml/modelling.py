@@ -63,3 +63,17 @@ def model_input_columns(model: Any, spec: Pipeline) -> list[str]:
     """The raw columns a fitted pipeline reads (a champion may predate a spec change)."""
     names = getattr(model, "feature_names_in_", None)
     return list(names) if names is not None else spec.feature_columns
+
+
+def feature_importance(model: Any) -> list[tuple[str, float]]:
+    """(feature, importance) from the fitted estimator, largest first; empty when it has none."""
+    import numpy as np
+
+    estimator = model.named_steps["model"]
+    values = getattr(estimator, "feature_importances_", None)
+    if values is None and hasattr(estimator, "coef_"):
+        values = np.abs(np.ravel(estimator.coef_)) if np.ndim(estimator.coef_) == 1 else np.abs(estimator.coef_).mean(axis=0)
+    if values is None:
+        return []
+    names = model.named_steps["features"].named_steps["columns"].get_feature_names_out()
+    return sorted(zip(map(str, names), map(float, values)), key=lambda pair: -pair[1])

@@ -10,30 +10,10 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from airflow.providers.standard.operators.hitl import HITLOperator
-from airflow.sdk import Param, task
+from airflow.sdk import Param
 
 from nightshift.spec import Pipeline
-from nightshift.steps.approve import APPROVE, REJECT  # light at import: heavy libraries load inside functions
-
-
-class PromotionApproval(HITLOperator):
-    """Asks whether the gated challenger may become champion; skips itself when there is nothing to ask."""
-
-    def __init__(self, *, pipeline: str, **kwargs) -> None:
-        super().__init__(options=[APPROVE, REJECT], multiple=False, **kwargs)
-        self.pipeline = pipeline
-
-    def execute(self, context):
-        from airflow.sdk.exceptions import AirflowSkipException
-
-        from nightshift.operators import runtime_governance
-
-        found = runtime_governance.approval_request(self.pipeline, context)
-        if found is None:
-            raise AirflowSkipException("nothing to approve: a gate failed, or this is a dry run")
-        self.subject, self.body = found
-        return super().execute(context)
+from nightshift.operators.approve import APPROVE, REJECT, ApplyApprovalOperator, PromotionApproval
 
 
 def add_approval(spec: Pipeline, ingested, trained, evaluated, promoted) -> None:
@@ -50,11 +30,5 @@ def add_approval(spec: Pipeline, ingested, trained, evaluated, promoted) -> None
         doc_md="Approve or reject the version `promote` registered; the body shows its metrics, gates and report.",
     )
     promoted >> ask
-
-    @task(task_id="apply_approval")
-    def apply_approval(ingested: dict, trained: dict, evaluated: dict, promoted: dict, response: dict, **context):
-        from nightshift.operators import runtime_governance
-
-        return runtime_governance.apply_approval(spec.name, context, ingested, trained, evaluated, promoted, response)
-
-    apply_approval(ingested, trained, evaluated, promoted, ask.output)
+    ApplyApprovalOperator(task_id="apply_approval", pipeline=spec.name, ingested=ingested.output, trained=trained.output,
+                          evaluated=evaluated.output, promoted=promoted.output, response=ask.output)

@@ -1,23 +1,35 @@
 """The render layer: specs in, Airflow DAGs out (like astronomer-cosmos does for dbt).
 
 Parse time stays light: this module imports Airflow's SDK, pydantic and YAML, never pandas,
-scikit-learn, MLflow or Great Expectations. Each task body imports `nightshift.operators.runtime` lazily.
+scikit-learn, MLflow or Great Expectations. Every task is one of the project's operators (nightshift.operators),
+which load their step's libraries inside `execute`.
 A spec that fails to load becomes a visible placeholder DAG instead of hiding the others.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-from airflow.sdk import DAG, CronDataIntervalTimetable, Param, task
+from airflow.sdk import DAG, CronDataIntervalTimetable, Param
 
 from nightshift import config
+from nightshift.operators.evaluate import EvaluateOperator
+from nightshift.operators.features import FeaturesOperator
+from nightshift.operators.ingest import IngestScoringOperator, IngestTrainingOperator
+from nightshift.operators.promote import PromoteOperator
+from nightshift.operators.publish import PublishOperator
+from nightshift.operators.score import PlanShardsOperator, ResolveModelOperator, ScoreShardOperator, SummaryOperator
+from nightshift.operators.spec_error import SpecErrorOperator
+from nightshift.operators.train import TrainOperator
+from nightshift.operators.validate import ValidateOperator
 from nightshift.render import monitoring
 from nightshift.spec import Pipeline, SpecError, load_all
 
 BASE_TAG = "nightshift"
+log = logging.getLogger(__name__)
 
 
 def default_args(spec: Pipeline) -> dict:
@@ -110,18 +122,6 @@ def _derived_text(spec: Pipeline) -> str:
     return f"; derived {derived}" if derived else ""
 
 
-def _step(task_id: str, runtime_func: str, pipeline: str, **task_kwargs):
-    """A TaskFlow task that calls `nightshift.operators.runtime.<runtime_func>` with the context and upstream XComs."""
-
-    @task(task_id=task_id, **task_kwargs)
-    def run(*upstream, **context):
-        from nightshift.operators import runtime
-
-        return getattr(runtime, runtime_func)(pipeline, context, *upstream)
-
-    return run
-
-
 def train_params() -> dict:
     """The trigger form of `<name>_train`."""
     return {
@@ -170,36 +170,36 @@ Reruns and backfills replace a date's rows; they never duplicate them.
 
 
 def build_score_dag(spec: Pipeline) -> DAG:
-    """`<name>_score`: resolve_model → ingest → validate → plan_shards → score ×N → publish → summary."""
+    """`<name>_score`: resolve_model → ingest → validate → plan_shards → score ×N → publish → monitor → summary."""
+
     with DAG(
         dag_id=spec.score_dag_id,
         description=f"Score {spec.name} nightly: {spec.description}"[:200],
         schedule=_timetable(spec.schedule.score),
         doc_md=score_doc(spec),
         params=score_params(),
+        max_active_runs=spec.scoring.max_active_runs,
         **_pipeline_dag_args(spec, "score"),
     ) as dag:
-        model_ref = _step("resolve_model", "score_resolve_model", spec.name)()
-        ingested = _step("ingest", "score_ingest", spec.name)()
+        name = spec.name
+        model_ref = ResolveModelOperator(task_id="resolve_model", pipeline=name)
+        ingested = IngestScoringOperator(task_id="ingest", pipeline=name)
         model_ref >> ingested
-        validated = _step("validate", "score_validate", spec.name)(ingested)
-        plan = _step("plan_shards", "score_plan", spec.name)(ingested, validated)
-
-        @task(task_id="score")
-        def score_shard(shard: dict, ingested: dict, model_ref: dict, **context):
-            from nightshift.operators import runtime
-
-            return runtime.score_shard(spec.name, context, shard, ingested, model_ref)
-
-        scored = score_shard.partial(ingested=ingested, model_ref=model_ref).expand(shard=plan)
-        published = _step("publish", "score_publish", spec.name, pool=spec.scoring.pool)(scored, ingested, model_ref)
-        summary = _step("summary", "score_summary", spec.name)(ingested, model_ref, published)
+        validated = ValidateOperator(task_id="validate", pipeline=name, ingested=ingested.output, include_target=False)
+        plan = PlanShardsOperator(task_id="plan_shards", pipeline=name, ingested=ingested.output, validated=validated.output)
+        scored = ScoreShardOperator.partial(task_id="score", pipeline=name, ingested=ingested.output,
+                                            model_ref=model_ref.output).expand(shard=plan.output)
+        published = PublishOperator(task_id="publish", pipeline=name, shards=scored.output, ingested=ingested.output,
+                                    model_ref=model_ref.output, pool=spec.scoring.pool)
+        summary = SummaryOperator(task_id="summary", pipeline=name, ingested=ingested.output, model_ref=model_ref.output,
+                                  published=published.output, trigger_rule="none_failed")
         monitoring.add_monitor(spec, scored, ingested, model_ref, published, summary)
     return dag
 
 
 def build_train_dag(spec: Pipeline) -> DAG:
-    """`<name>_train`: ingest → validate → features → train → evaluate → promote."""
+    """`<name>_train`: ingest → validate → features → train → evaluate → promote (→ approve → apply_approval)."""
+
     with DAG(
         dag_id=spec.train_dag_id,
         description=f"Train {spec.name}: {spec.description}"[:200],
@@ -209,13 +209,16 @@ def build_train_dag(spec: Pipeline) -> DAG:
         max_active_runs=1,
         **_pipeline_dag_args(spec, "train"),
     ) as dag:
-        ingested = _step("ingest", "train_ingest", spec.name)()
-        validated = _step("validate", "train_validate", spec.name)(ingested)
-        prepared = _step("features", "train_features", spec.name)(ingested)
+        name = spec.name
+        ingested = IngestTrainingOperator(task_id="ingest", pipeline=name)
+        validated = ValidateOperator(task_id="validate", pipeline=name, ingested=ingested.output, include_target=True)
+        prepared = FeaturesOperator(task_id="features", pipeline=name, ingested=ingested.output)
         validated >> prepared
-        trained = _step("train", "train_fit", spec.name)(ingested, prepared)
-        evaluated = _step("evaluate", "train_evaluate", spec.name)(ingested, prepared, trained)
-        promoted = _step("promote", "train_promote", spec.name)(ingested, trained, evaluated)
+        trained = TrainOperator(task_id="train", pipeline=name, ingested=ingested.output, prepared=prepared.output)
+        evaluated = EvaluateOperator(task_id="evaluate", pipeline=name, ingested=ingested.output, prepared=prepared.output,
+                                     trained=trained.output)
+        promoted = PromoteOperator(task_id="promote", pipeline=name, ingested=ingested.output, trained=trained.output,
+                                   evaluated=evaluated.output)
         if spec.promotion.approval == "required":
             from nightshift.render.approval import add_approval  # Airflow's HITL operator, only for specs that ask
 
@@ -223,8 +226,9 @@ def build_train_dag(spec: Pipeline) -> DAG:
     return dag
 
 
-def broken_spec_dag(path: Path, error: SpecError) -> DAG:
+def broken_spec_dag(path: Path, error: Exception) -> DAG:
     """A clearly marked placeholder for an invalid spec: its doc and its one task show the error."""
+
     stem = "".join(ch if ch.isalnum() or ch in "_-" else "_" for ch in path.stem)
     with DAG(
         dag_id=f"invalid_spec__{stem}",
@@ -235,23 +239,25 @@ def broken_spec_dag(path: Path, error: SpecError) -> DAG:
         default_args={"owner": BASE_TAG, "retries": 0},
         doc_md=f"## Invalid pipeline spec `{path.name}`\n\nThe other pipelines are unaffected.\n\n```\n{error}\n```\n",
     ) as dag:
-
-        @task(task_id="report_spec_error")
-        def report(message: str):
-            from nightshift.operators import runtime
-
-            runtime.report_spec_error(message)
-
-        report(str(error))
+        SpecErrorOperator(task_id="report_spec_error", message=str(error))
     return dag
+
+
+def _spec_dags(path: Path, spec: Pipeline) -> list[DAG]:
+    """Both DAGs of one spec, or its placeholder when Airflow refuses to build them (each spec in its own guard)."""
+    try:
+        return [build_train_dag(spec), build_score_dag(spec)]
+    except Exception as exc:  # noqa: BLE001 - anything Airflow raises for one spec must not hide the others
+        log.warning("spec %s could not be rendered: %s", path, exc)
+        return [broken_spec_dag(path, SpecError(f"{path}: Airflow could not build its DAGs: {type(exc).__name__}: {exc}"))]
 
 
 def render_pipelines(folder: str | Path | None = None) -> dict[str, DAG]:
     """Every DAG for every spec in the folder, keyed by dag_id."""
     specs, errors = load_all(folder or config.pipelines_dir())
     dags: dict[str, DAG] = {}
-    for spec in specs.values():
-        for dag in (build_train_dag(spec), build_score_dag(spec)):
+    for path, spec in specs.items():
+        for dag in _spec_dags(path, spec):
             dags[dag.dag_id] = dag
     for path, error in errors.items():
         dag = broken_spec_dag(path, error)

@@ -1,6 +1,6 @@
 """Render side of monitoring: the score DAG's monitor (and drift_event) tasks, the train DAG's schedule.
 
-Parse-time light (airflow.sdk only); task bodies import `nightshift.operators.runtime_monitoring` lazily.
+Parse-time light (airflow.sdk only): the operators load the monitoring step inside `execute`.
 
 - `monitor` runs after publish, or before it when `monitoring.block_publish_on: fail` (a drift
   failure then stops publishing). A failure fails `monitor`; `summary` depends on it, so the run
@@ -13,9 +13,10 @@ Parse-time light (airflow.sdk only); task bodies import `nightshift.operators.ru
 
 from __future__ import annotations
 
-from airflow.sdk import AssetOrTimeSchedule, task
+from airflow.sdk import AssetOrTimeSchedule
 
 from nightshift.operators.assets import drift_asset
+from nightshift.operators.monitor import DriftEventOperator, MonitorOperator
 from nightshift.spec import Pipeline
 
 
@@ -30,28 +31,15 @@ def train_schedule(spec: Pipeline, timetable):
 
 def add_monitor(spec: Pipeline, scored, ingested, model_ref, published, summary) -> None:
     """Wire monitor (and drift_event) into `<name>_score` around publish and summary."""
-
-    @task(task_id="monitor", pool=spec.scoring.pool)
-    def monitor(shards, ingested: dict, model_ref: dict, **context):
-        from nightshift.operators import runtime_monitoring
-
-        return runtime_monitoring.score_monitor(spec.name, context, shards, ingested, model_ref)
-
-    monitored = monitor(scored, ingested, model_ref)
+    monitored = MonitorOperator(task_id="monitor", pipeline=spec.name, shards=scored.output, ingested=ingested.output,
+                                model_ref=model_ref.output, pool=spec.scoring.pool, trigger_rule="none_failed")
     if spec.monitoring.block_publish_on == "fail":
         monitored >> published
     else:
         published >> monitored
     monitored >> summary
     if spec.monitoring.retrain_on_drift:
-
-        @task(task_id="drift_event", outlets=[drift_asset(spec.name)], trigger_rule="all_done")
-        def drift_event(**context):
-            from nightshift.operators import runtime_monitoring
-
-            return runtime_monitoring.score_drift_event(spec.name, context)
-
-        monitored >> drift_event()
+        monitored >> DriftEventOperator(task_id="drift_event", pipeline=spec.name)
 
 
 def score_doc(spec: Pipeline) -> str:

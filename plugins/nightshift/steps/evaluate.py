@@ -14,7 +14,7 @@ from nightshift.io import storage, tracking
 from nightshift.ml import metrics
 from nightshift.spec import Pipeline
 from nightshift.steps.features import model_input
-from nightshift.steps.train import model_input_columns, score_model, target_values
+from nightshift.ml.modelling import feature_importance, model_input_columns, score_model, target_values
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -24,10 +24,7 @@ log = logging.getLogger(__name__)
 
 def load_model(model_uri: str) -> Any:
     """A logged pipeline as the sklearn object itself (probabilities, feature names)."""
-    import mlflow.sklearn
-
-    tracking.client()
-    return mlflow.sklearn.load_model(model_uri)
+    return tracking.load_sklearn_model(model_uri)
 
 
 def champion_metrics(spec: Pipeline, test: "pd.DataFrame") -> dict:
@@ -42,20 +39,6 @@ def champion_metrics(spec: Pipeline, test: "pd.DataFrame") -> dict:
     except Exception as exc:  # a champion that cannot score these rows must not pass a regression gate
         log.warning("champion v%s could not be evaluated: %s", version.version, exc)
         return {"champion_version": version.version, "champion": None, "champion_error": f"{type(exc).__name__}: {exc}"}
-
-
-def feature_importance(model: Any) -> list[tuple[str, float]]:
-    """(feature, importance) from the fitted estimator, largest first; empty when it has none."""
-    import numpy as np
-
-    estimator = model.named_steps["model"]
-    values = getattr(estimator, "feature_importances_", None)
-    if values is None and hasattr(estimator, "coef_"):
-        values = np.abs(np.ravel(estimator.coef_)) if np.ndim(estimator.coef_) == 1 else np.abs(estimator.coef_).mean(axis=0)
-    if values is None:
-        return []
-    names = model.named_steps["features"].named_steps["columns"].get_feature_names_out()
-    return sorted(zip(map(str, names), map(float, values)), key=lambda pair: -pair[1])
 
 
 def plot(spec: Pipeline, y_true: Any, scores: Any, importance: list[tuple[str, float]], out_dir: Path) -> list[Path]:
@@ -97,25 +80,40 @@ def plot(spec: Pipeline, y_true: Any, scores: Any, importance: list[tuple[str, f
     return files
 
 
-def evaluate(spec: Pipeline, model_uri: str, test_uri: str, run_id: str, run_dir: str) -> dict:
-    """Metrics of challenger and champion on the held-out rows, logged to MLflow; a small summary."""
+def evaluate_once(spec: Pipeline, model_uri: str, prepared: dict, run_id: str, run_dir: str, data: dict,
+                  validation: dict | None = None) -> dict:
+    """The whole evaluation from ONE load of the challenger and ONE prediction of the held-out rows.
+
+    Metrics, plots, slices and fairness, every gate, the HTML report and the reference profile that
+    scoring's monitor compares with all use that prediction; `promote` reads the gates from the result.
+    """
     import tempfile
 
     import mlflow
 
-    test = storage.read_parquet(test_uri)
+    from nightshift.steps import profile, report
+
+    test = storage.read_parquet(prepared["test_uri"])
     model = load_model(model_uri)
-    challenger = score_model(spec, model, test, spec.metrics)
-    result = {"challenger": challenger, "test_rows": len(test), **champion_metrics(spec, test)}
+    y = target_values(spec, test)
     scores = metrics.predict_scores(model, model_input(test, model_input_columns(model, spec)), spec.target.task)
+    classes = getattr(model, "classes_", None)
+    challenger = metrics.compute(spec.target.task, spec.metrics, y, scores, spec.evaluation.threshold, classes)
+    result = {"challenger": challenger, "test_rows": len(test), **champion_metrics(spec, test)}
     importance = feature_importance(model)
     with tempfile.TemporaryDirectory() as tmp, mlflow.start_run(run_id=run_id):
         mlflow.log_metrics({f"test_{k}": v for k, v in challenger.items() if v == v})
         if result["champion"]:
             mlflow.log_metrics({f"champion_test_{k}": v for k, v in result["champion"].items() if v == v})
-        for png in plot(spec, target_values(spec, test), scores, importance, Path(tmp)):
+        for png in plot(spec, y, scores, importance, Path(tmp)):
             mlflow.log_artifact(str(png), "evaluation")
             storage.put_file(png, f"{run_dir}/evaluate/{png.name}")
         mlflow.log_dict({"importance": importance[:50], **result}, "evaluation/summary.json")
+    y_train = target_values(spec, storage.read_parquet(prepared["train_uri"], columns=[spec.target.column]))
+    data = {**data, "test_rows": len(test)}
+    html_text, assessed, gates = report.build(spec, model, test, y_train, result, data, validation,
+                                              predicted=(y, scores, classes), importance=importance)
+    uri = report.publish(html_text, {"evaluation": result, **assessed, "gates": gates, "data": data}, run_id, run_dir)
+    reference = profile.save_profile(spec, test, profile.top_scores(spec, scores), run_id, run_dir)
     log.info("challenger %s; champion v%s %s", challenger, result["champion_version"], result["champion"])
-    return result
+    return {**result, **assessed, "gates": gates, "report_uri": uri, "reference": reference["reference"]}

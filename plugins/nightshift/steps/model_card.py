@@ -1,6 +1,8 @@
 """Model card: one short document per registered version, for people who did not train it.
 
-Written as markdown (diffable, readable in the MLflow UI) and rendered to HTML with `markdown`.
+Written as markdown (diffable, readable in the MLflow UI) and rendered to HTML by the reporting layer
+with raw HTML off (markdown-it), so tags in a description, a category value or an approval reason
+arrive in `model_card.html` as text.
 It is logged with the version's run as `model_card.md` / `model_card.html` and the version carries
 the tag `nightshift.model_card` pointing at it. It is rewritten when an approval decision lands.
 """
@@ -11,8 +13,10 @@ import logging
 from typing import Any
 
 from nightshift.ml import governance
+from nightshift.reporting import html as pages
+from nightshift.reporting.formatting import bounds
 from nightshift.spec import Pipeline
-from nightshift.steps.report import CSS, metric_rows
+from nightshift.steps.report import metric_rows
 
 log = logging.getLogger(__name__)
 CARD_MD, CARD_HTML = "model_card.md", "model_card.html"
@@ -36,9 +40,15 @@ def features_text(spec: Pipeline) -> str:
     f = spec.features
     kinds = [("numeric", f.numeric.columns), ("categorical", f.categorical.columns), ("datetime", f.datetime.columns),
              ("passthrough", f.passthrough)]
-    lines = [f"- {kind}: " + ", ".join(f"`{c}`" for c in cols) for kind, cols in kinds if cols]
+
+    def named(column: str) -> str:
+        declared = spec.columns.get(column)
+        rule = bounds(declared.min, declared.max) if declared is not None else None
+        return f"`{column}` ({rule})" if rule else f"`{column}`"
+
+    lines = [f"- {kind}: " + ", ".join(named(c) for c in cols) for kind, cols in kinds if cols]
     lines += [f"- derived: `{d.name} = {d.expr}`" for d in f.derived]
-    lines += [f"- never used: " + ", ".join(f"`{c}`" for c in f.drop)] if f.drop else []
+    lines += ["- never used: " + ", ".join(f"`{c}`" for c in f.drop)] if f.drop else []
     return "\n".join(lines)
 
 
@@ -122,11 +132,8 @@ def card_markdown(spec: Pipeline, version: str, evaluation: dict, promotion: dic
 
 
 def card_html(spec: Pipeline, text: str) -> str:
-    import markdown
-
-    body = markdown.markdown(text, extensions=["tables"])
-    return f"<!doctype html><html><head><meta charset='utf-8'><title>{spec.name} model card</title><style>{CSS}</style></head>" \
-           f"<body>{body}</body></html>"
+    """The card's markdown as an HTML page; raw HTML in the text is shown as text, never run."""
+    return pages.render("model_card.html", spec=spec, body=pages.markdown_html(text))
 
 
 def lineage(run_id: str) -> dict:

@@ -68,7 +68,7 @@ def promote(spec: Pipeline, model_uri: str, run_id: str, evaluation: dict, dry_r
     With `promotion.approval: required` a passing version gets `challenger` and waits for a person
     (nightshift.render.approval); the summary says so in `awaiting_approval`.
     """
-    gates = check_gates(spec, evaluation)
+    gates = evaluation["gates"] if "gates" in evaluation else check_gates(spec, evaluation)  # evaluate checked them once
     failed = [g for g in gates if not g["passed"]]
     awaiting = not failed and spec.promotion.approval == "required"  # a person decides after the gates
     summary = {"gates": gates, "passed": not failed, "dry_run": dry_run, "version": None, "alias": None,

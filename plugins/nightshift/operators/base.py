@@ -1,0 +1,91 @@
+"""What every Nightshift operator shares: the spec it runs for, the run's dates, failure classes.
+
+An operator is small: `template_fields` for what may vary per run (the pipeline and the upstream
+tasks' XCom dicts, which Airflow resolves before `execute`), and an `execute` that calls one plain
+step function. Heavy libraries load inside the step, never at DAG parse time.
+
+Failures are classified once, here: a bad spec, bad data or a missing model fails the task at once
+(no retry can fix it); anything else is an outage that Airflow retries with backoff.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import date, datetime
+from typing import Any
+
+from airflow.sdk import BaseOperator
+
+from nightshift.spec import Pipeline, find_spec
+
+log = logging.getLogger(__name__)
+
+
+def deterministic_errors() -> tuple[type[BaseException], ...]:
+    """Exception types that no retry can fix; imported lazily so parsing a DAG stays light."""
+    from nightshift.spec import SpecError
+    from nightshift.steps import ingest, score, validate
+
+    return (SpecError, ingest.IngestError, validate.ValidationFailed, score.ModelNotFound)
+
+
+@contextmanager
+def fail_fast() -> Iterator[None]:
+    """Turn deterministic failures into AirflowFailException (no retries); let outages through."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    try:
+        yield
+    except deterministic_errors() as exc:
+        raise AirflowFailException(str(exc)) from exc
+
+
+def run_id(context: Any) -> str:
+    return context["run_id"]
+
+
+def params(context: Any) -> dict:
+    return dict(context.get("params") or {})
+
+
+def param_date(context: Any, name: str) -> date | None:
+    value = params(context).get(name)
+    return date.fromisoformat(str(value)) if value else None
+
+
+def interval(context: Any) -> tuple[datetime, datetime]:
+    """The run's data interval; runs without one (API or asset triggers) use [run_after, run_after]."""
+    start, end = context.get("data_interval_start"), context.get("data_interval_end")
+    if start is None or end is None:
+        moment = context["dag_run"].run_after
+        return moment, moment
+    return start, end
+
+
+class NightshiftOperator(BaseOperator):
+    """Base of the pipeline steps' operators.
+
+    :param pipeline: the spec's `name` (looked up in the specs folder when the task runs) or a
+        `Pipeline` built in Python, for hand-written DAGs without a YAML file.
+    """
+
+    template_fields: Sequence[str] = ("pipeline",)
+    ui_color = "#e8f0fe"
+
+    def __init__(self, *, pipeline: str | Pipeline, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.pipeline = pipeline
+
+    @property
+    def spec(self) -> Pipeline:
+        """The spec this task runs for (a name is resolved from the specs folder)."""
+        return self.pipeline if isinstance(self.pipeline, Pipeline) else find_spec(self.pipeline)
+
+    def execute(self, context: Any) -> Any:
+        with fail_fast():
+            return self.run_step(context)
+
+    def run_step(self, context: Any) -> Any:  # pragma: no cover - every operator overrides it
+        raise NotImplementedError

@@ -1,0 +1,31 @@
+"""Evaluate operator: challenger and champion on the same held-out rows, every gate checked once, the report."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from nightshift.operators.base import NightshiftOperator, run_id
+
+
+class EvaluateOperator(NightshiftOperator):
+    """Load the challenger once, predict the held-out rows once; metrics, slices, fairness, gates, plots,
+    the report and the reference profile all come from that one prediction. `promote` reads the gates."""
+
+    template_fields: Sequence[str] = ("pipeline", "ingested", "prepared", "trained")
+    ui_color = "#f3e8fd"
+
+    def __init__(self, *, ingested: Any, prepared: Any, trained: Any, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.ingested, self.prepared, self.trained = ingested, prepared, trained
+
+    def run_step(self, context: Any) -> dict:
+        from nightshift.steps import evaluate
+
+        ti = context.get("ti")
+        validation = ti.xcom_pull(task_ids="validate") if ti is not None else None
+        data = {**{k: self.ingested.get(k) for k in ("source", "rows", "window", "data_hash", "mlflow_run_id")},
+                "train_rows": self.prepared.get("train_rows"), "dag_run_id": run_id(context)}
+        result = evaluate.evaluate_once(self.spec, self.trained["model_uri"], self.prepared, self.ingested["mlflow_run_id"],
+                                        self.ingested["run_dir"], data, validation)
+        return {**result, "dag_run_id": run_id(context)}

@@ -1,0 +1,39 @@
+"""Promote operator: register the challenger; `champion` moves only when every gate (checked by evaluate) passed."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from nightshift.operators.base import NightshiftOperator, params
+from nightshift.operators.lineage import LineageMixin, model_dataset
+
+
+def card_data(ingested: dict, trained: dict) -> dict:
+    return {"source": ingested.get("source"), "rows": ingested.get("rows"), "train_rows": trained.get("train_rows")}
+
+
+class PromoteOperator(LineageMixin, NightshiftOperator):
+    """Register the version and set its alias from `evaluated['gates']`; write its model card.
+    A `dry_run` trigger leaves the registry untouched."""
+
+    template_fields: Sequence[str] = ("pipeline", "ingested", "trained", "evaluated")
+    ui_color = "#fde8e8"
+
+    def __init__(self, *, ingested: Any, trained: Any, evaluated: Any, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.ingested, self.trained, self.evaluated = ingested, trained, evaluated
+
+    def run_step(self, context: Any) -> dict:
+        from nightshift.steps import model_card, promote
+
+        spec, ingested = self.spec, self.ingested
+        promoted = promote.promote(spec, self.trained["model_uri"], ingested["mlflow_run_id"], self.evaluated,
+                                   dry_run=bool(params(context).get("dry_run")))
+        if not promoted.get("version"):
+            return promoted
+        self.record_lineage(outputs=[(*model_dataset(spec.name, promoted["version"]), None)])
+        run = ingested["mlflow_run_id"]
+        text = model_card.card_markdown(spec, promoted["version"], self.evaluated, promoted, card_data(ingested, self.trained),
+                                        model_card.lineage(run))
+        return {**promoted, "model_card": model_card.publish(spec, promoted["version"], run, text)}
