@@ -38,7 +38,7 @@ def write_landing(root, rows: int) -> None:
 def setup(rows: int, train_rows: int) -> None:
     """Child process: landing data and a registered champion."""
     common.quiet_logs()
-    write_landing(common.Path(os.environ["CREDIT_SOURCE_URI"]), rows)
+    write_landing(common.Path(os.environ["NIGHTSHIFT_CREDIT_SOURCE_URI"]), rows)
     common.train_champion(common.spec(), train_rows, pyfunc_predict_fn="predict")  # as Nightshift logs it
 
 
@@ -79,7 +79,7 @@ def main(argv: list[str] | None = None) -> None:
 
     with common.workdir("tasks", keep=args.keep) as work:
         env = common.isolate(work)
-        os.environ["CREDIT_SOURCE_URI"] = str(work / "landing" / "credit_applications")
+        os.environ["NIGHTSHIFT_CREDIT_SOURCE_URI"] = str(work / "landing" / "credit_applications")
         airflow = os.path.join(os.path.dirname(sys.executable), "airflow")
         with common.Timer() as migrate:
             done = subprocess.run([airflow, "db", "migrate"], capture_output=True, text=True, timeout=600)

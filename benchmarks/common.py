@@ -52,6 +52,7 @@ def isolate(work: Path, pipelines: bool = True) -> dict[str, str]:
         "NIGHTSHIFT_LOCAL_DIR": str(work / "local"),
         "NIGHTSHIFT_WAREHOUSE": str(work / "local" / "warehouse.duckdb"),
         "NIGHTSHIFT_ARTIFACTS": str(work / "local" / "artifacts"),
+        "NIGHTSHIFT_ALLOWED_ROOTS": str(work),  # the landing data lives in the work folder
         "MLFLOW_TRACKING_URI": f"sqlite:///{work / 'local' / 'mlflow.db'}",
         "AIRFLOW_HOME": str(work / "airflow"),
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{work / 'airflow' / 'airflow.db'}",

@@ -29,6 +29,8 @@ os.environ.update(
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{SESSION_DIR / 'airflow' / 'airflow.db'}",
         "GIT_PYTHON_REFRESH": "quiet",
         "NIGHTSHIFT_RETRY_DELAY_SECONDS": "1",  # retries stay on, their waits get short
+        # tests keep their data in tmp folders (pytest's tmp_path, SESSION_DIR): let specs and storage read there
+        "NIGHTSHIFT_ALLOWED_ROOTS": os.pathsep.join(dict.fromkeys([str(SESSION_DIR), tempfile.gettempdir()])),
     }
 )
 os.environ.pop("MLFLOW_TRACKING_URI", None)
@@ -63,7 +65,7 @@ def credit_data(tmp_path, monkeypatch) -> Path:
 
     root = tmp_path / "landing" / "credit_applications"
     write_credit_applications(root, date(2025, 6, 1), date(2026, 2, 5), rows_per_day=40)
-    monkeypatch.setenv("CREDIT_SOURCE_URI", str(root))
+    monkeypatch.setenv("NIGHTSHIFT_CREDIT_SOURCE_URI", str(root))
     return root
 
 
@@ -74,7 +76,7 @@ def house_data(tmp_path, monkeypatch) -> Path:
 
     path = tmp_path / "landing" / "house_sales.csv"
     write_house_sales(path, rows=1200)
-    monkeypatch.setenv("HOUSE_SOURCE_URI", str(path))
+    monkeypatch.setenv("NIGHTSHIFT_HOUSE_SOURCE_URI", str(path))
     return path
 
 

@@ -42,7 +42,7 @@ def stack(tmp_path_factory):
     landing = home / "landing" / "credit_applications"
     write_credit_applications(landing, date(2025, 6, 1), date(2026, 2, 5), rows_per_day=40)
     env = {**os.environ, "PATH": f"{BIN}:{os.environ['PATH']}", "NIGHTSHIFT_LOCAL_DIR": str(local),
-           "AIRFLOW_HOME": str(local / "airflow"), "CREDIT_SOURCE_URI": str(landing),
+           "AIRFLOW_HOME": str(local / "airflow"), "NIGHTSHIFT_CREDIT_SOURCE_URI": str(landing),
            "MLFLOW_TRACKING_URI": f"sqlite:///{local / 'mlflow.db'}"}
     env.pop("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", None)
 

@@ -97,7 +97,7 @@ class Cluster:
             "NIGHTSHIFT_RETRY_DELAY_SECONDS": "5",
             "MLFLOW_TRACKING_URI": f"postgresql+psycopg2://{PG}/{self.mlflow_db}",
             "NIGHTSHIFT_MLFLOW_ARTIFACTS": (home / "mlartifacts").as_uri(),
-            "CREDIT_SOURCE_URI": str(home / "landing" / "credit_applications"),
+            "NIGHTSHIFT_CREDIT_SOURCE_URI": str(home / "landing" / "credit_applications"),
         }
         self.env.pop("AIRFLOW__CORE__UNIT_TEST_MODE", None)
 

@@ -59,7 +59,7 @@ def test_source_partitions_read_from_s3_through_the_connection(s3_env, tmp_path,
     local = tmp_path / "credit"
     write_credit_applications(local, date(2026, 1, 1), date(2026, 1, 5), rows_per_day=20)
     upload_tree(s3_env, local, BUCKET, "raw/credit")
-    monkeypatch.setenv("CREDIT_SOURCE_URI", f"s3://aws_test@{BUCKET}/raw/credit")
+    monkeypatch.setenv("NIGHTSHIFT_CREDIT_SOURCE_URI", f"s3://aws_test@{BUCKET}/raw/credit")
     spec = find_spec("credit_default")
     window = ingest.Window(datetime(2026, 1, 2, tzinfo=timezone.utc), datetime(2026, 1, 4, tzinfo=timezone.utc))
     rows, names = ingest.read_rows(spec, window, with_target=True, require_all=True)
@@ -104,10 +104,10 @@ def test_both_dags_with_s3_landing_and_snowflake_warehouse(s3_env, airflow_db, l
     local = tmp_path / "credit"
     write_credit_applications(local, date(2025, 6, 1), date(2026, 2, 3), rows_per_day=30)
     upload_tree(s3_env, local, BUCKET, "e2e/credit")
-    monkeypatch.setenv("CREDIT_SOURCE_URI", f"s3://aws_test@{BUCKET}/e2e/credit")
+    monkeypatch.setenv("NIGHTSHIFT_CREDIT_SOURCE_URI", f"s3://aws_test@{BUCKET}/e2e/credit")
     monkeypatch.setenv("NIGHTSHIFT_ARTIFACTS", "s3://aws_test@artifacts/runs")
     monkeypatch.setenv("NIGHTSHIFT_MLFLOW_ARTIFACTS", "s3://artifacts/mlflow-e2e")
-    monkeypatch.setenv("CREDIT_WAREHOUSE_CONN_ID", "snowflake_e2e")
+    monkeypatch.setenv("NIGHTSHIFT_CREDIT_WAREHOUSE_CONN_ID", "snowflake_e2e")
     monkeypatch.setenv("AIRFLOW_CONN_SNOWFLAKE_E2E", json.dumps(
         {"conn_type": "snowflake", "login": "nightshift", "password": "placeholder", "schema": "SCORES",
          "extra": {"account": "test-account", "database": "ML", "warehouse": "WH"}}))

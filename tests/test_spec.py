@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,7 @@ import yaml
 
 from nightshift.spec import model as specmod
 from nightshift.spec import SpecError, load_all, load_spec, parse_spec
+from nightshift.spec import find_spec as specmod_find
 
 ROOT = Path(__file__).resolve().parents[1]
 PIPELINES = ROOT / "include" / "pipelines"
@@ -98,17 +100,17 @@ def test_invalid_spec_names_path_and_reason(field, value, path, reason):
 
 def test_env_substitution_with_default_and_override(monkeypatch):
     doc = base()
-    monkeypatch.delenv("CREDIT_SOURCE_URI", raising=False)
+    monkeypatch.delenv("NIGHTSHIFT_CREDIT_SOURCE_URI", raising=False)
     assert parse_spec(doc).source.uri == "data/landing/credit_applications"
-    monkeypatch.setenv("CREDIT_SOURCE_URI", "s3://aws_default@raw/credit")
+    monkeypatch.setenv("NIGHTSHIFT_CREDIT_SOURCE_URI", "s3://aws_default@raw/credit")
     assert parse_spec(doc).source.uri == "s3://aws_default@raw/credit"
 
 
 def test_env_default_may_hold_a_date_template(monkeypatch):
     house = yaml.safe_load((PIPELINES / "house_prices.yaml").read_text())
-    monkeypatch.delenv("HOUSE_SCORE_URI", raising=False)
+    monkeypatch.delenv("NIGHTSHIFT_HOUSE_SCORE_URI", raising=False)
     assert parse_spec(house).source.score_uri == "data/landing/house_listings/{ds}.csv"
-    monkeypatch.setenv("HOUSE_SCORE_URI", "s3://raw/listings/{ds_nodash}.csv")
+    monkeypatch.setenv("NIGHTSHIFT_HOUSE_SCORE_URI", "s3://raw/listings/{ds_nodash}.csv")
     assert parse_spec(house).source.score_uri == "s3://raw/listings/{ds_nodash}.csv"
 
 
@@ -122,11 +124,81 @@ def test_score_uri_template_is_checked(template):
 
 
 def test_unset_env_without_default_is_an_error(monkeypatch):
-    monkeypatch.delenv("NOT_SET_ANYWHERE", raising=False)
-    doc = _set(base(), "source.uri", "${NOT_SET_ANYWHERE}")
+    monkeypatch.delenv("NIGHTSHIFT_NOT_SET_ANYWHERE", raising=False)
+    doc = _set(base(), "source.uri", "${NIGHTSHIFT_NOT_SET_ANYWHERE}")
     with pytest.raises(SpecError) as caught:
         parse_spec(doc, "x.yaml")
-    assert caught.value.problems == [("source.uri", "environment variable NOT_SET_ANYWHERE is not set and has no default")]
+    assert caught.value.problems == [("source.uri", "environment variable NIGHTSHIFT_NOT_SET_ANYWHERE is not set and has no default")]
+
+
+def test_env_outside_the_prefix_needs_the_allow_list(monkeypatch):
+    monkeypatch.setenv("CREDIT_URI", "data/landing/elsewhere")
+    doc = _set(base(), "source.uri", "${CREDIT_URI}")
+    monkeypatch.delenv("NIGHTSHIFT_SPEC_ENV_ALLOW", raising=False)
+    with pytest.raises(SpecError) as caught:
+        parse_spec(doc, "x.yaml")
+    assert caught.value.problems[0][0] == "source.uri" and "NIGHTSHIFT_SPEC_ENV_ALLOW" in caught.value.problems[0][1]
+    monkeypatch.setenv("NIGHTSHIFT_SPEC_ENV_ALLOW", "OTHER, CREDIT_URI")
+    assert parse_spec(doc).source.uri == "data/landing/elsewhere"
+
+
+@pytest.mark.parametrize("field", ["description", "intended_use", "owner", "tags.0", "monitoring.notify.kwargs.subject"])
+def test_env_substitution_only_in_per_environment_fields(field, monkeypatch):
+    monkeypatch.setenv("NIGHTSHIFT_TEAM", "risk-ml")
+    doc = base()
+    doc["monitoring"]["notify"] = {"kwargs": {"subject": "drift"}}
+    doc = _set(doc, field, "${NIGHTSHIFT_TEAM}")
+    with pytest.raises(SpecError) as caught:
+        parse_spec(doc, "x.yaml")
+    loc = field.replace(".0", "[0]")
+    assert caught.value.problems == [(loc, caught.value.problems[0][1])]
+    assert "${NIGHTSHIFT_TEAM}" in caught.value.problems[0][1] and "not allowed in this field" in caught.value.problems[0][1]
+    assert "risk-ml" not in str(caught.value)
+
+
+def test_env_substitution_in_per_environment_fields(monkeypatch):
+    values = {"NIGHTSHIFT_TRAIN_CRON": "15 1 * * 6", "NIGHTSHIFT_TABLE": "scores_prod", "NIGHTSHIFT_SF_CONN": "snowflake_prod"}
+    for name, value in values.items():
+        monkeypatch.setenv(name, value)
+    doc = _set(_set(base(), "schedule.train", "${NIGHTSHIFT_TRAIN_CRON}"), "scoring.output_table", "${NIGHTSHIFT_TABLE}")
+    doc = _set(doc, "scoring.warehouse_conn_id", "${NIGHTSHIFT_SF_CONN}")
+    spec = parse_spec(doc)
+    assert (spec.schedule.train, spec.scoring.output_table, spec.scoring.warehouse_conn_id) == ("15 1 * * 6", "SCORES_PROD", "snowflake_prod")
+
+
+@pytest.mark.parametrize("uri,reason", [
+    ("file:///etc/passwd", "unsupported uri scheme"),
+    ("/etc", "outside the allowed roots"),
+    ("data/./../../etc", "'..'"),
+    ("s3://bad@conn@bucket/x", "malformed S3 uri"),
+    ("include/pipelines", "outside the allowed roots"),
+])
+def test_local_uris_stay_inside_allowed_roots(uri, reason):
+    with pytest.raises(SpecError) as caught:
+        parse_spec(_set(base(), "source.uri", uri), "x.yaml")
+    assert reason in dict(caught.value.problems)["source.uri"]
+
+
+def test_allowed_roots_come_from_the_environment(tmp_path, monkeypatch):
+    outside = tmp_path / "landing"
+    monkeypatch.setenv("NIGHTSHIFT_ALLOWED_ROOTS", "/nonexistent-root")
+    with pytest.raises(SpecError, match="outside the allowed roots"):
+        parse_spec(_set(base(), "source.uri", str(outside)))
+    monkeypatch.setenv("NIGHTSHIFT_ALLOWED_ROOTS", f"/nonexistent-root{os.pathsep}{tmp_path}")
+    assert parse_spec(_set(base(), "source.uri", str(outside))).source.uri == str(outside)
+    for uri in ("s3://aws_default@raw-bucket/credit", "s3://raw-bucket/credit", "data/landing/credit"):
+        assert parse_spec(_set(base(), "source.uri", uri)).source.uri == uri
+
+
+def test_registry_owner_check():
+    from nightshift.spec import REGISTRY_OWNER_TAG, check_registry_owner
+
+    check_registry_owner("credit_default", "include/pipelines/credit_default.yaml", None)  # new model: may claim it
+    check_registry_owner("credit_default", "/opt/airflow/include/pipelines/credit_default.yaml", "credit_default.yaml")
+    with pytest.raises(SpecError) as caught:
+        check_registry_owner("credit_default", "include/pipelines/credit_copy.yaml", "credit_default.yaml")
+    assert caught.value.problems[0][0] == "name"
+    assert "credit_default.yaml" in str(caught.value) and "credit_copy.yaml" in str(caught.value) and REGISTRY_OWNER_TAG in str(caught.value)
 
 
 def test_yaml_syntax_error_names_file(tmp_path):
@@ -148,8 +220,15 @@ def test_duplicate_names_are_reported(tmp_path):
     text = (PIPELINES / "credit_default.yaml").read_text()
     (tmp_path / "a.yaml").write_text(text)
     (tmp_path / "b.yaml").write_text(text)
+    (tmp_path / "house_prices.yaml").write_text((PIPELINES / "house_prices.yaml").read_text())
     specs, errors = load_all(tmp_path)
-    assert len(specs) == 1 and errors[tmp_path / "b.yaml"].problems[0][0] == "name"
+    assert [s.name for s in specs.values()] == ["house_prices"]  # neither copy wins
+    assert sorted(errors) == [tmp_path / "a.yaml", tmp_path / "b.yaml"]
+    for mine, other in (("a.yaml", "b.yaml"), ("b.yaml", "a.yaml")):
+        (loc, message), = errors[tmp_path / mine].problems
+        assert loc == "name" and other in message and "unique" in message
+    with pytest.raises(SpecError, match="b.yaml"):  # a task of the pipeline fails with the reason
+        specmod_find("credit_default", tmp_path)
 
 
 def test_spec_hash_is_stable_and_sensitive():

@@ -96,7 +96,7 @@ def test_second_spec_regression_from_csv_trains_and_scores_without_code_change(
     # scoring reads one CSV per day, named by the run's date (no event-time column)
     listings = tmp_path / "listings"
     write_house_listings(listings, date(2026, 2, 1), date(2026, 2, 2), rows_per_day=50)
-    monkeypatch.setenv("HOUSE_SCORE_URI", f"{listings}/{{ds}}.csv")
+    monkeypatch.setenv("NIGHTSHIFT_HOUSE_SCORE_URI", f"{listings}/{{ds}}.csv")
     score_run = build_score_dag(find_spec("house_prices")).test(logical_date=TRAIN_DATE + timedelta(days=2))
     assert score_run.state == "success"
     day = score_run.data_interval_start.date().isoformat()

@@ -52,6 +52,24 @@ def warehouse_path() -> Path:
     return Path(os.environ.get("NIGHTSHIFT_WAREHOUSE", local_dir() / "warehouse.duckdb"))
 
 
+def allowed_roots() -> list[Path]:
+    """Folders local data may be read from and written to: the project's `data/` and `.local/`, the configured
+    local folder and local artifacts root, plus `NIGHTSHIFT_ALLOWED_ROOTS` (os.pathsep-separated absolute paths).
+    Absolute and normalised, not symlink-resolved (the io layer also compares real paths at read time)."""
+    root = project_root()
+    candidates = [root / "data", root / ".local", local_dir()]
+    artifacts = artifacts_root()
+    if "://" not in artifacts:
+        candidates.append(Path(artifacts))
+    candidates += [Path(p) for p in os.environ.get("NIGHTSHIFT_ALLOWED_ROOTS", "").split(os.pathsep) if p.strip()]
+    roots: list[Path] = []
+    for candidate in candidates:
+        path = Path(os.path.normpath(os.path.abspath(candidate)))
+        if path not in roots:
+            roots.append(path)
+    return roots
+
+
 def safe_path_part(text: str) -> str:
     """Turn a run id such as `manual__2026-01-01T00:00:00+00:00` into a folder-safe name."""
     return _UNSAFE_PATH_CHARS.sub("_", text).strip("_") or "run"

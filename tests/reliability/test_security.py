@@ -130,15 +130,12 @@ def tripwires(monkeypatch, tmp_path):
     return {"calls": calls, "local": local}
 
 
-def test_at_least_ten_hostile_specs():
-    assert len(HOSTILE) + len(RAW_HOSTILE) >= 10
-
-
 @pytest.mark.parametrize("case", [*HOSTILE, *RAW_HOSTILE])
 def test_hostile_spec_is_rejected_before_any_sql_or_io(case, tmp_path, tripwires, monkeypatch):
     from airflow.sdk.exceptions import AirflowFailException
 
-    from nightshift.operators import runtime
+    from nightshift.operators.ingest import IngestScoringOperator, IngestTrainingOperator
+    from nightshift.operators.score import ResolveModelOperator
     from nightshift.render import render_pipelines
 
     folder = tmp_path / "pipelines"
@@ -155,10 +152,9 @@ def test_hostile_spec_is_rejected_before_any_sql_or_io(case, tmp_path, tripwires
     monkeypatch.setenv("NIGHTSHIFT_PIPELINES_DIR", str(folder))
     assert list(render_pipelines(folder)) == ["invalid_spec__credit_default"]  # visible, and no pipeline DAGs
     ctx = harness.context(f"hostile__{case}", datetime(2026, 2, 1, tzinfo=timezone.utc), datetime(2026, 2, 2, tzinfo=timezone.utc))
-    for task in (lambda: runtime.train_ingest("credit_default", ctx), lambda: runtime.score_resolve_model("credit_default", ctx),
-                 lambda: runtime.score_ingest("credit_default", ctx)):
+    for operator in (IngestTrainingOperator, ResolveModelOperator, IngestScoringOperator):
         with pytest.raises(AirflowFailException, match="invalid pipeline spec"):  # fail-fast with the spec's problems
-            task()
+            harness.execute(operator, "credit_default", ctx)
     assert tripwires["calls"] == []
     assert not tripwires["local"].exists(), sorted(tripwires["local"].rglob("*"))
     assert not PWNED.exists()
@@ -297,7 +293,7 @@ HOSTILE_MODELS = ["/etc/passwd", "../../mlruns/0/abc/artifacts/model", "s3://att
 def test_model_param_cannot_name_a_path_or_uri(reference, tripwires):
     from airflow.sdk.exceptions import AirflowFailException, ParamValidationError
 
-    from nightshift.operators import runtime
+    from nightshift.operators.score import ResolveModelOperator
     from nightshift.render import score_params
 
     with pytest.raises(ParamValidationError):
@@ -305,7 +301,7 @@ def test_model_param_cannot_name_a_path_or_uri(reference, tripwires):
     ctx = harness.context("hostile_model", datetime(2026, 2, 4, tzinfo=timezone.utc), datetime(2026, 2, 5, tzinfo=timezone.utc),
                           model=reference)
     with pytest.raises(AirflowFailException, match="must be a registry version number or an alias name"):
-        runtime.score_resolve_model("credit_default", ctx)  # and so does the task, before asking the registry
+        harness.execute(ResolveModelOperator, "credit_default", ctx)  # and so does the task, before asking the registry
     assert tripwires["calls"] == []
 
 

@@ -1,7 +1,7 @@
 """The `nightshift` command (also `python -m nightshift`).
 
     new NAME --from FILE --target COL   draft a spec from a data file
-    validate [FILE ...]                 check specs; the loader's errors, file by file
+    validate [--deep] [FILE ...]        check specs; the loader's errors, file by file (--deep: import-time checks)
     schema                              print the spec's JSON Schema
     run NAME --date D [--train|--score] run a pipeline's DAG in-process (Airflow's dag.test)
     status NAME                         champion, recent runs, recent partitions
@@ -12,13 +12,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import sys
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 from pathlib import Path
 
 from nightshift import config
-from nightshift.spec import SpecError, find_spec, json_schema, load_spec, parse_spec, spec_files
+from nightshift.spec import SpecError, deep_check, find_spec, json_schema, load_spec, parse_spec, spec_files
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
@@ -28,6 +27,8 @@ def cmd_validate(args: argparse.Namespace) -> int:
     for path in files:
         try:
             spec = load_spec(path)
+            if getattr(args, "deep", False) and (problems := deep_check(spec)):
+                raise SpecError(path, problems, pipeline=spec.name)
             print(f"ok       {path}: {spec.name} ({spec.target.task}, {len(spec.feature_columns)} input columns)")
         except SpecError as exc:
             bad += 1
@@ -58,38 +59,13 @@ def cmd_new(args: argparse.Namespace) -> int:
     return 0
 
 
-class _Progress(logging.Handler):
-    """Prints one line per task as dag.test() starts and finishes it."""
-
-    def emit(self, record: logging.LogRecord) -> None:
-        message = record.getMessage()
-        if "[DAG TEST] starting task_id=" in message:
-            print(f"  -> {message.split('task_id=')[1].split()[0]} ...", flush=True)
-        elif "[DAG TEST] end task task_id=" in message:
-            print(f"     {message.split('task_id=')[1].split()[0]} done", flush=True)
-
-
 def cmd_run(args: argparse.Namespace) -> int:
-    """Run `<name>_train` or `<name>_score` for one logical date, in this process."""
-    from nightshift.render import build_score_dag, build_train_dag
+    """Run `<name>_train` or `<name>_score` for the day asked for, in this process (see nightshift.cli.run)."""
+    from nightshift.cli import run
 
     spec = find_spec(args.name)
-    dag = build_score_dag(spec) if args.score else build_train_dag(spec)
-    logical = datetime.fromisoformat(args.date).replace(tzinfo=timezone.utc)
-    print(f"running {dag.dag_id} for {args.date}", flush=True)
-    handler = _Progress()
-    logging.getLogger("airflow.sdk.definitions.dag").addHandler(handler)
-    try:
-        dag_run = dag.test(logical_date=logical, run_conf=json.loads(args.conf) if args.conf else None)
-    finally:
-        logging.getLogger("airflow.sdk.definitions.dag").removeHandler(handler)
-    states = {}
-    for ti in dag_run.get_task_instances():
-        states.setdefault(ti.task_id, []).append(str(ti.state))
-    for task_id, task_states in states.items():
-        print(f"  {task_id:<14} {', '.join(sorted(set(task_states)))}")
-    print(f"{dag.dag_id} {dag_run.state} (interval {dag_run.data_interval_start} .. {dag_run.data_interval_end})")
-    return 0 if dag_run.state == "success" else 1
+    day = date.fromisoformat(args.date) if args.date else run.default_day(args.score)
+    return run.run(spec, score=args.score, day=day, extra_conf=json.loads(args.conf) if args.conf else None)
 
 
 def cmd_status(args: argparse.Namespace) -> int:
@@ -149,11 +125,14 @@ def parser() -> argparse.ArgumentParser:
     new.set_defaults(func=cmd_new)
     validate = sub.add_parser("validate", help="check pipeline specs")
     validate.add_argument("files", nargs="*", help="spec files (default: every spec in the pipelines folder)")
+    validate.add_argument("--deep", action="store_true",
+                          help="also import the estimator and the expectations (slower): estimator kind vs target.task, arguments")
     validate.set_defaults(func=cmd_validate)
     sub.add_parser("schema", help="print the spec's JSON Schema").set_defaults(func=cmd_schema)
     run = sub.add_parser("run", help="run a pipeline's DAG in-process")
     run.add_argument("name")
-    run.add_argument("--date", required=True, help="logical date YYYY-MM-DD")
+    run.add_argument("--date", help="--score: the UTC day to score (default yesterday); --train: train on the window "
+                     "ending at DATE minus the label delay (default today)")
     which = run.add_mutually_exclusive_group()
     which.add_argument("--train", action="store_true", help="run <name>_train (default)")
     which.add_argument("--score", action="store_true", help="run <name>_score")
@@ -172,9 +151,15 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    if args.command in ("run", "status", "rollback"):  # these touch Airflow or the embedded stores
+        from nightshift.cli import environment
+
+        environment.set_defaults()
+        if args.command == "run":
+            environment.ensure_metadata_database()
     try:
         return args.func(args)
-    except (SpecError, LookupError, ValueError) as exc:
+    except (SpecError, LookupError, ValueError, RuntimeError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
 

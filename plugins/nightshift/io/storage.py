@@ -6,6 +6,7 @@ Steps never branch on where data lives: they ask this module for a filesystem an
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +33,23 @@ class Location:
         return Location(self.fs, f"{self.path.rstrip('/')}/{name}", f"{self.display.rstrip('/')}/{name}")
 
 
+class OutsideRoots(PermissionError):
+    """A local path (after following symlinks) outside every allowed root."""
+
+
+def check_inside_roots(path: str | Path, display: str | None = None) -> Path:
+    """The real path (symlinks followed) of a local path, refused unless it lies inside an allowed root
+    (`config.allowed_roots()`: the project's data/ and .local/, the local state folder, `NIGHTSHIFT_ALLOWED_ROOTS`)."""
+    real = Path(os.path.realpath(path))
+    roots = config.allowed_roots()
+    if not any(real.is_relative_to(os.path.realpath(root)) for root in roots):
+        raise OutsideRoots(
+            f"{display or path} resolves to {real}, outside the allowed roots ({', '.join(str(r) for r in roots)}); "
+            "add its folder to NIGHTSHIFT_ALLOWED_ROOTS to allow it"
+        )
+    return real
+
+
 def locate(uri: str) -> Location:
     """Resolve a spec or artifact uri to a filesystem and path."""
     match = _S3_URI.match(uri)
@@ -46,6 +64,7 @@ def locate(uri: str) -> Location:
     local = Path(uri.removeprefix("file://"))
     if not local.is_absolute():
         local = config.project_root() / local
+    check_inside_roots(local, uri)
     return Location(pafs.LocalFileSystem(), str(local), uri)
 
 
@@ -66,7 +85,19 @@ def list_files(loc: Location) -> list[tuple[str, int]]:
     import pyarrow.fs as pafs
 
     infos = loc.fs.get_file_info(pafs.FileSelector(loc.path, recursive=False))
-    return sorted((i.path, i.size) for i in infos if i.type == pafs.FileType.File)
+    files = sorted((i.path, i.size) for i in infos if i.type == pafs.FileType.File)
+    if isinstance(loc.fs, pafs.LocalFileSystem):
+        for path, _ in files:  # a symlink inside an allowed folder may point anywhere
+            check_inside_roots(path)
+    return files
+
+
+def list_folders(loc: Location) -> list[str]:
+    """Paths of the folders directly inside a folder, sorted."""
+    import pyarrow.fs as pafs
+
+    infos = loc.fs.get_file_info(pafs.FileSelector(loc.path, recursive=False))
+    return sorted(i.path for i in infos if i.type == pafs.FileType.Directory)
 
 
 def write_parquet(df: "pd.DataFrame", uri: str) -> str:

@@ -2,25 +2,21 @@
 
 The pydantic models below are the single source of truth for what a spec may say: they
 validate specs, generate `include/pipeline.schema.json` for editors and `docs/spec.md`.
-Errors always name the file, the field path and the reason.
-
-Environment-specific values use `${VAR}` or `${VAR:-default}` inside any string value, so a
-spec can point at a local folder on a laptop and at S3 in production without being copied.
+Loading (YAML limits, environment substitution, allowed roots, cross-field rules, name
+uniqueness, resolving import paths) lives in `nightshift.spec.loader`.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
 import string
 from datetime import date
-from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from croniter import croniter
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from nightshift.spec import expressions
 
@@ -28,11 +24,14 @@ IDENTIFIER = r"^[A-Za-z_][A-Za-z0-9_]{0,127}$"
 PIPELINE_NAME = r"^[a-z][a-z0-9_]{1,62}$"
 TABLE_NAME = r"^[A-Za-z_][A-Za-z0-9_]{0,254}$"
 CONN_ID = r"^[A-Za-z0-9_.-]{1,250}$"
-_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-((?:[^{}]|\{[^{}]*\})*))?\}")  # defaults may hold {ds}
 _CRON_PRESETS = {"@hourly", "@daily", "@weekly", "@monthly", "@yearly", "@once"}
 _CRON_FIELD = re.compile(r"^[0-9A-Za-z*/,\-?LW#]+$")
 
 Identifier = Annotated[str, Field(pattern=IDENTIFIER)]
+
+MAX_COLUMNS = 2_000  # declared schema columns
+MAX_EXPECTATIONS = 5_000  # extra GX expectations
+MAX_GATES = 200  # evaluation.gates + slice_gates + fairness, together
 
 CLASSIFICATION_METRICS = {"roc_auc", "pr_auc", "log_loss", "accuracy", "f1", "precision", "recall", "brier"}
 MULTICLASS_METRICS = {"accuracy", "f1_macro", "log_loss", "roc_auc_ovr"}
@@ -71,6 +70,8 @@ class Schedule(StrictModel):
         fields = value.split()
         if len(fields) != 5 or not all(_CRON_FIELD.match(f) for f in fields):
             raise ValueError(f"'{value}' is not a 5-field cron expression or a preset like @daily")
+        if not croniter.is_valid(value):  # e.g. minute 99: Airflow would only fail when it builds the timetable
+            raise ValueError(f"'{value}' is not a valid cron expression (a field is out of range or malformed)")
         return value
 
 
@@ -122,7 +123,9 @@ class SnowflakeSource(StrictModel):
 class Source(StrictModel):
     """Where the raw data lives and how to read it: files (local or S3) or Snowflake."""
 
-    uri: str | None = Field(None, description="Local path (relative to the project root) or `s3://<conn_id>@bucket/prefix`.")
+    uri: str | None = Field(
+        None, description="Local path (relative to the project root) inside an allowed root, or `s3://[conn_id@]bucket/prefix`."
+    )
     snowflake: SnowflakeSource | None = Field(None, description="Read from Snowflake instead of files.")
     format: Literal["parquet", "csv"] = Field("parquet", description="File format.")
     partitioning: Literal["daily", "none"] = Field(
@@ -132,6 +135,21 @@ class Source(StrictModel):
         None, description="Timestamp column that places each row in time; drives training windows and scoring intervals."
     )
     entity_key: list[Identifier] = Field(min_length=1, max_length=8, description="Columns that identify a row.")
+    row_key: Literal["hash"] | None = Field(
+        None,
+        description="`hash`: the data has no id column. Ingest computes the single entity_key column (declare it in schema as "
+        "`{type: string, nullable: false, unique: true}`; files must not carry it) from each row's own values: the first "
+        "16 hex digits of SHA-1 over the row's declared columns except the target and the key, sorted by name, in a "
+        "canonical text form (see \"Data the pipeline accepts\"); the n-th repeat of an identical row gets `-n` appended. "
+        "The same row gets the same key at training and at scoring, so scoring files need no id either.",
+    )
+    timezone: str = Field(
+        "UTC",
+        min_length=1,
+        max_length=64,
+        description="IANA time zone (e.g. `Europe/Paris`) of timestamps written without a UTC offset: ingest localises naive "
+        "event times (and other naive timestamp columns) with it; times with an offset are kept as written.",
+    )
     score_uri: str | None = Field(
         None,
         description="Scoring input for sources without event_time, templated by the run date: `{ds}` (YYYY-MM-DD) "
@@ -162,7 +180,25 @@ class Source(StrictModel):
     def _one_origin(self) -> Source:
         if (self.uri is None) == (self.snowflake is None):
             raise ValueError("set exactly one of uri (files) or snowflake")
+        if self.row_key is not None and len(self.entity_key) != 1:
+            raise ValueError(f"row_key: {self.row_key} computes one key column: entity_key must name exactly one (got {self.entity_key})")
         return self
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"'{value}' is not an IANA time zone such as UTC or Europe/Paris") from None
+        return value
+
+    @property
+    def computed_key(self) -> str | None:
+        """The entity key column ingest computes (source.row_key), absent from the files; None when the data has ids."""
+        return self.entity_key[0] if self.row_key is not None else None
 
     @property
     def location(self) -> str:
@@ -375,7 +411,7 @@ class Evaluation(StrictModel):
 
     metrics: list[str] | None = Field(None, description="Metrics to compute; defaults depend on target.task.")
     threshold: float = Field(0.5, gt=0.0, lt=1.0, description="Decision threshold for binary labels.")
-    gates: list[Gate] = Field(default_factory=list, description="All must pass for promotion.")
+    gates: list[Gate] = Field(default_factory=list, max_length=MAX_GATES, description="All must pass for promotion.")
     slices: list[Identifier] = Field(default_factory=list, description="Columns whose groups get their own metrics.")
     min_slice_rows: int = Field(
         30, ge=1, le=10**9,
@@ -383,10 +419,11 @@ class Evaluation(StrictModel):
         "count the rate's denominator (positives for tpr_gap, negatives for fpr_gap, rows for positive_rate_gap).",
     )
     slice_gates: list[SliceGate] = Field(
-        default_factory=list, description="Per-slice bounds, e.g. `{slice: region, metric: roc_auc, min: 0.6}`; all must pass."
+        default_factory=list, max_length=MAX_GATES, description="Per-slice bounds, e.g. `{slice: region, metric: roc_auc, min: 0.6}`; all must pass."
     )
     fairness: list[FairnessGate] = Field(
         default_factory=list,
+        max_length=MAX_GATES,
         description="Limits on gaps between groups of a sensitive attribute (binary tasks), e.g. "
         "`{attribute: region, metric: tpr_gap, max: 0.1}`; all must pass.",
     )
@@ -420,6 +457,9 @@ class Scoring(StrictModel):
     pool: str = Field(
         "nightshift_warehouse", pattern=CONN_ID, description="Airflow pool that limits concurrent warehouse writes (publish)."
     )
+    max_active_runs: int = Field(
+        2, ge=1, le=64, description="Scoring runs of this pipeline at once; a catch-up queues the rest instead of starting all."
+    )
 
     @field_validator("output_table")
     @classmethod
@@ -429,7 +469,7 @@ class Scoring(StrictModel):
     @field_validator("warehouse_conn_id", mode="before")
     @classmethod
     def _empty_is_embedded(cls, value: str | None) -> str | None:
-        """`${WAREHOUSE_CONN:-}` left empty means the embedded warehouse."""
+        """`${NIGHTSHIFT_WAREHOUSE_CONN_ID:-}` left empty means the embedded warehouse."""
         return value or None
 
 
@@ -443,14 +483,67 @@ class Drift(StrictModel):
     significance: float = Field(
         0.0001, gt=0.0, le=0.5,
         description="A PSI alarms only if sampling noise alone reaches it with less than this probability: small "
-        "partitions have large PSI by chance (about (bins - 1) / rows), and this keeps them from crying wolf.",
+        "partitions have large PSI by chance (about (bins - 1) / rows), and this keeps them from crying wolf. The same "
+        "probability bounds chance for null-rate changes (binomial).",
+    )
+    null_warn: float = Field(
+        0.2, gt=0.0, le=1.0,
+        description="A column's null rate moving this far from the reference's (absolute: 0.2 = 20 points, either way) warns; "
+        "a column entirely null on a non-empty date warns at least.",
+    )
+    null_fail: float = Field(0.5, gt=0.0, le=1.0, description="A null-rate move this far (absolute) fails.")
+    constant_share: float = Field(
+        0.95, gt=0.5, le=1.0,
+        description="A reference partition (one UTC date of `source.event_time`) is constant in a column when one value holds "
+        "this share of its rows. A column constant in most reference partitions, far more often than chance explains "
+        "(calendar columns: month, weekday, a working-day flag), is judged on its value per date (is it one the reference "
+        "holds? is the date as constant as the reference's were?), not by PSI against the whole multi-date reference, "
+        "which such a column always fails.",
     )
 
     @model_validator(mode="after")
     def _ordered(self) -> Drift:
         if self.warn > self.fail:
             raise ValueError(f"warn ({self.warn}) must not exceed fail ({self.fail})")
+        if self.null_warn > self.null_fail:
+            raise ValueError(f"null_warn ({self.null_warn}) must not exceed null_fail ({self.null_fail})")
         return self
+
+
+class ColumnMonitoring(StrictModel):
+    """Monitoring settings of one input column; unset fields fall back to `monitoring.drift`."""
+
+    skip: bool = Field(False, description="Leave the column out: no statistics, one row saying it was skipped.")
+    mode: Literal["gate", "report"] | None = Field(
+        None,
+        description="`gate`: the column's status counts in the date's verdict; `report`: computed and written, never part of "
+        "the verdict or the alerts. Unset: gate, except that a column constant within partitions whose value on a date "
+        "the reference never held is reported, not gated (a new month is not drift).",
+    )
+    compare: Literal["auto", "distribution", "value"] = Field(
+        "auto",
+        description="`distribution`: PSI against the whole reference; `value`: judge each date's value (for columns constant "
+        "within a partition); `auto`: `value` when the reference shows the column constant within partitions.",
+    )
+    warn: float | None = Field(None, ge=0.0, le=10.0, description="PSI warning threshold for this column.")
+    fail: float | None = Field(None, ge=0.0, le=10.0, description="PSI failure threshold for this column.")
+    null_warn: float | None = Field(None, gt=0.0, le=1.0, description="Null-rate move (absolute) that warns for this column.")
+    null_fail: float | None = Field(None, gt=0.0, le=1.0, description="Null-rate move (absolute) that fails for this column.")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> ColumnMonitoring:
+        for low, high in (("warn", "fail"), ("null_warn", "null_fail")):
+            a, b = getattr(self, low), getattr(self, high)
+            if a is not None and b is not None and a > b:
+                raise ValueError(f"{low} ({a}) must not exceed {high} ({b})")
+        return self
+
+    def thresholds(self, drift: Drift) -> dict[str, float]:
+        """PSI and null-rate thresholds with the pipeline's defaults filled in (an inverted mix is an error)."""
+        out = {k: getattr(drift, k) if getattr(self, k) is None else getattr(self, k) for k in ("warn", "fail", "null_warn", "null_fail")}
+        if out["warn"] > out["fail"] or out["null_warn"] > out["null_fail"]:
+            raise ValueError(f"monitoring.columns: thresholds out of order after defaults: {out}")
+        return out
 
 
 class Notify(StrictModel):
@@ -473,6 +566,11 @@ class Monitoring(StrictModel):
     """Checks run after scoring."""
 
     drift: Drift = Field(default_factory=Drift, description="Drift thresholds.")
+    columns: dict[Identifier, ColumnMonitoring] = Field(
+        default_factory=dict, max_length=MAX_COLUMNS,
+        description="Per-column settings by input column name, e.g. `{mnth: {skip: true}, income: {warn: 0.2, fail: 0.5}, "
+        "weekday: {mode: report}}`. The date's verdict comes from gated columns only, and `warn` never fails a run.",
+    )
     block_publish_on: Literal["fail"] | None = Field(None, description="`fail`: drift failure stops publishing.")
     retrain_on_drift: bool = Field(
         False, description="A drift failure emits the Asset `nightshift://<name>/drift`, on which `<name>_train` is also scheduled."
@@ -492,8 +590,10 @@ class Pipeline(StrictModel):
     schedule: Schedule = Field(description="Schedules.")
     source: Source = Field(description="Raw data.")
     target: Target = Field(description="Label.")
-    columns: dict[Identifier, Column] = Field(alias="schema", min_length=1, description="Declared input columns.")
-    expectations: list[Expectation] = Field(default_factory=list, description="Extra GX expectations.")
+    columns: dict[Identifier, Column] = Field(
+        alias="schema", min_length=1, max_length=MAX_COLUMNS, description="Declared input columns."
+    )
+    expectations: list[Expectation] = Field(default_factory=list, max_length=MAX_EXPECTATIONS, description="Extra GX expectations.")
     features: Features = Field(description="Feature transformation.")
     training: Training = Field(default_factory=Training, description="Training window and split.")
     model: Model = Field(default_factory=Model, description="Estimator.")
@@ -528,269 +628,23 @@ class Pipeline(StrictModel):
         return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
 
-class SpecError(ValueError):
-    """An invalid spec: every problem with its field path, in plain words."""
-
-    def __init__(self, path: str | Path, problems: list[tuple[str, str]]):
-        self.path = str(path)
-        self.problems = problems
-        lines = [f"{self.path}: {loc or '<top>'}: {msg}" for loc, msg in problems]
-        super().__init__(f"invalid pipeline spec {self.path}\n  " + "\n  ".join(lines))
+S3_URI = re.compile(r"^s3://(?:[A-Za-z0-9_.-]{1,250}@)?[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](?:/[^@]*)?$")
 
 
 def check_uri(uri: str) -> str:
-    """Allow local paths and s3:// only, and no `..` segments (path traversal)."""
+    """Allow local paths, `s3://[conn_id@]bucket/prefix` only, and no `..` segments (path traversal).
+
+    Whether a local path lies inside an allowed root depends on the environment: the loader checks it."""
     if "\x00" in uri or len(uri) > 1024:
         raise ValueError("uri contains a NUL byte or is longer than 1024 characters")
     scheme = uri.split("://", 1)[0].lower() if "://" in uri else ""
-    if scheme not in ("", "s3", "file"):
-        raise ValueError(f"unsupported uri scheme '{scheme}://': use a local path or s3://")
+    if scheme not in ("", "s3"):
+        raise ValueError(f"unsupported uri scheme '{scheme}://': use a local path or s3://[conn_id@]bucket/prefix")
+    if scheme == "s3" and not S3_URI.match(uri):
+        raise ValueError("malformed S3 uri: expected s3://[conn_id@]bucket/prefix")
     if any(part == ".." for part in re.split(r"[/\\]", uri)):
         raise ValueError("'..' path segments are not allowed in uris")
     return uri
-
-
-def format_loc(loc: tuple[Any, ...]) -> str:
-    """('features', 'numeric', 'columns', 2) -> 'features.numeric.columns[2]'."""
-    out = ""
-    for part in loc:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out
-
-
-def substitute_env(node: Any, loc: tuple = (), problems: list | None = None) -> Any:
-    """Replace `${VAR}` / `${VAR:-default}` in every string; record unset variables as problems."""
-    problems = [] if problems is None else problems
-    if isinstance(node, dict):
-        return {k: substitute_env(v, (*loc, k), problems) for k, v in node.items()}
-    if isinstance(node, list):
-        return [substitute_env(v, (*loc, i), problems) for i, v in enumerate(node)]
-    if not isinstance(node, str):
-        return node
-
-    def replace(match: re.Match) -> str:
-        name, default = match.group(1), match.group(2)
-        value = os.environ.get(name, default)
-        if value is None:
-            problems.append((format_loc(loc), f"environment variable {name} is not set and has no default"))
-            return ""
-        return value
-
-    return _ENV_REF.sub(replace, node)
-
-
-def _reference_problems(spec: Pipeline) -> list[tuple[str, str]]:
-    """Cross-field rules: every referenced column is declared and used consistently."""
-    problems: list[tuple[str, str]] = []
-    declared = spec.columns
-
-    def need(loc: str, column: str, types: tuple[str, ...] | None = None) -> None:
-        if column not in declared:
-            problems.append((loc, f"column '{column}' is not declared in schema"))
-        elif types and declared[column].type not in types:
-            problems.append((loc, f"column '{column}' has type {declared[column].type}, expected one of {', '.join(types)}"))
-
-    numeric = ("integer", "float", "boolean")
-    for i, col in enumerate(spec.source.entity_key):
-        need(f"source.entity_key[{i}]", col)
-    if spec.source.snowflake and not spec.source.event_time:
-        problems.append(("source.event_time", "a Snowflake source needs event_time to select each run's interval"))
-    if spec.source.event_time:
-        need("source.event_time", spec.source.event_time, ("timestamp", "date"))
-    elif spec.schedule.score and not spec.source.score_uri:
-        problems.append(("source.score_uri", "sources without event_time need a score_uri templated by {ds} to be scored"))
-    need("target.column", spec.target.column)
-    f = spec.features
-    for i, col in enumerate(f.numeric.columns):
-        need(f"features.numeric.columns[{i}]", col, numeric)
-    for i, col in enumerate(f.categorical.columns):
-        need(f"features.categorical.columns[{i}]", col, ("string", "category", "boolean", "integer"))
-    for i, col in enumerate(f.datetime.columns):
-        need(f"features.datetime.columns[{i}]", col, ("date", "timestamp"))
-    for i, col in enumerate(f.passthrough):
-        need(f"features.passthrough[{i}]", col, numeric)
-    for i, d in enumerate(f.derived):
-        for col in expressions.referenced_columns(d.expr):
-            need(f"features.derived[{i}].expr", col, numeric)
-        if d.name in declared:
-            problems.append((f"features.derived[{i}].name", f"'{d.name}' clashes with a declared column"))
-    for i, col in enumerate(f.drop):
-        need(f"features.drop[{i}]", col)
-    used = spec.feature_columns
-    if not used and not f.derived:
-        problems.append(("features", "no feature columns declared"))
-    for bad, where in [(spec.target.column, "the target"), *[(k, "an entity key") for k in spec.source.entity_key]]:
-        if bad in used:
-            problems.append(("features", f"column '{bad}' is {where} and cannot be a feature"))
-    for col in f.drop:
-        if col in used:
-            problems.append(("features.drop", f"column '{col}' is dropped but also listed as a feature"))
-    allowed = METRICS_BY_TASK[spec.target.task]
-    for i, metric in enumerate(spec.metrics):
-        if metric not in allowed:
-            problems.append((f"evaluation.metrics[{i}]", f"'{metric}' is not a {spec.target.task} metric ({', '.join(sorted(allowed))})"))
-    for i, gate in enumerate(spec.evaluation.gates):
-        if gate.metric not in spec.metrics:
-            problems.append((f"evaluation.gates[{i}].metric", f"'{gate.metric}' is not among evaluation.metrics"))
-    if spec.model.tuning and spec.model.tuning.metric and spec.model.tuning.metric not in spec.metrics:
-        problems.append(("model.tuning.metric", f"'{spec.model.tuning.metric}' is not among evaluation.metrics"))
-    for i, col in enumerate(spec.evaluation.slices):
-        need(f"evaluation.slices[{i}]", col)
-    problems += _governance_problems(spec, need)
-    if spec.scoring.threshold is not None and spec.target.task != "binary":
-        problems.append(("scoring.threshold", "a label threshold applies to binary tasks only"))
-    return problems
-
-
-def _governance_problems(spec: Pipeline, need) -> list[tuple[str, str]]:
-    """Slice and fairness gates refer to reported slices, known metrics and discrete columns."""
-    problems: list[tuple[str, str]] = []
-    ev = spec.evaluation
-    for i, gate in enumerate(ev.slice_gates):
-        if gate.slice not in ev.slices:
-            problems.append((f"evaluation.slice_gates[{i}].slice", f"'{gate.slice}' is not among evaluation.slices"))
-        if gate.metric not in spec.metrics:
-            problems.append((f"evaluation.slice_gates[{i}].metric", f"'{gate.metric}' is not among evaluation.metrics"))
-    for i, gate in enumerate(ev.fairness):
-        need(f"evaluation.fairness[{i}].attribute", gate.attribute, ("string", "category", "boolean", "integer"))
-        if spec.target.task != "binary":
-            problems.append((f"evaluation.fairness[{i}].metric", f"fairness gaps apply to binary tasks only, not {spec.target.task}"))
-        if gate.attribute == spec.target.column:
-            problems.append((f"evaluation.fairness[{i}].attribute", "the target cannot be the sensitive attribute"))
-    return problems
-
-
-MAX_SPEC_VALUES = 1_000_000  # after YAML aliases are expanded; a real spec holds hundreds (thousands with long value lists)
-
-
-def _too_many_values(node: Any, limit: int = MAX_SPEC_VALUES) -> bool:
-    """Count values without recursion, stopping at the limit: YAML aliases (`*a`) can expand a 1 KB file into
-    billions of values ("billion laughs"), which would stall the DAG processor and so hide every pipeline."""
-    stack, seen = [node], 0
-    while stack:
-        item = stack.pop()
-        seen += 1
-        if seen > limit:
-            return True
-        if isinstance(item, dict):
-            stack.extend(item.values())
-        elif isinstance(item, list):
-            stack.extend(item)
-    return False
-
-
-def parse_spec(raw: Any, path: str | Path = "<spec>") -> Pipeline:
-    """Validate an already-parsed YAML document; raise SpecError with every problem."""
-    if not isinstance(raw, dict):
-        raise SpecError(path, [("", "the file must hold a mapping of fields (name, source, schema, ...)")])
-    if _too_many_values(raw):
-        raise SpecError(path, [("", f"the spec expands to more than {MAX_SPEC_VALUES:,} values (YAML aliases?)")])
-    problems: list[tuple[str, str]] = []
-    resolved = substitute_env(raw, problems=problems)
-    if problems:
-        raise SpecError(path, problems)
-    try:
-        spec = Pipeline.model_validate(resolved)
-    except ValidationError as exc:
-        raise SpecError(path, _pydantic_problems(exc)) from None
-    problems = _reference_problems(spec)
-    if problems:
-        raise SpecError(path, problems)
-    return spec
-
-
-_UNION_MEMBER = re.compile(r"^(str|int|float|bool|none|date|list\[.*\]|dict\[.*\]|[A-Z]\w*)$")
-
-
-def _pydantic_problems(exc: ValidationError) -> list[tuple[str, str]]:
-    """One line per field: union members' errors at the same place are merged."""
-    merged: dict[str, list[str]] = {}
-    for error in exc.errors():
-        loc = tuple(p for p in error["loc"] if not (isinstance(p, str) and _UNION_MEMBER.match(p) and p not in error["loc"][:1]))
-        messages = merged.setdefault(format_loc(loc), [])
-        if (msg := _plain(error)) not in messages:
-            messages.append(msg)
-    return [(loc, " or ".join(msgs)) for loc, msgs in merged.items()]
-
-
-def _plain(error: dict) -> str:
-    """pydantic's message, with the offending value where it helps."""
-    msg = error["msg"].removeprefix("Value error, ")
-    if error["type"] in ("extra_forbidden",):
-        return "unknown field (check the spelling; see include/pipeline.schema.json)"
-    if error["type"] == "missing":
-        return "required field is missing"
-    if "input" in error and not isinstance(error["input"], (dict, list)):
-        return f"{msg} (got {error['input']!r})"
-    return msg
-
-
-def _load_yaml(text: str) -> Any:
-    """libyaml when present (~6x faster; DAG parse time grows with every spec), else and on any error
-    the pure-Python loader, so error messages (with a caret under the fault) stay PyYAML's own."""
-    fast = getattr(yaml, "CSafeLoader", None)
-    if fast is not None:
-        try:
-            return yaml.load(text, Loader=fast)  # noqa: S506 - CSafeLoader is the safe loader
-        except yaml.YAMLError:
-            pass
-    return yaml.safe_load(text)
-
-
-MAX_SPEC_BYTES = 10_000_000
-
-
-def load_spec(path: str | Path) -> Pipeline:
-    """Read and validate one YAML spec file."""
-    path = Path(path)
-    try:
-        if path.stat().st_size > MAX_SPEC_BYTES:
-            raise SpecError(path, [("", f"file is larger than {MAX_SPEC_BYTES:,} bytes")])
-        raw = _load_yaml(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError) as exc:
-        raise SpecError(path, [("", f"cannot read file: {exc}")]) from None
-    except yaml.YAMLError as exc:
-        raise SpecError(path, [("", f"not valid YAML: {exc}")]) from None
-    return parse_spec(raw, path)
-
-
-def spec_files(folder: str | Path) -> list[Path]:
-    """The YAML specs in a folder, sorted so DAG order is stable."""
-    folder = Path(folder)
-    return sorted([*folder.glob("*.yaml"), *folder.glob("*.yml")])
-
-
-def load_all(folder: str | Path) -> tuple[dict[Path, Pipeline], dict[Path, SpecError]]:
-    """Load every spec; a broken one is reported, never hides the others."""
-    specs: dict[Path, Pipeline] = {}
-    errors: dict[Path, SpecError] = {}
-    seen: dict[str, Path] = {}
-    for path in spec_files(folder):
-        try:
-            spec = load_spec(path)
-        except SpecError as exc:
-            errors[path] = exc
-            continue
-        if spec.name in seen:
-            errors[path] = SpecError(path, [("name", f"'{spec.name}' is already used by {seen[spec.name].name}")])
-            continue
-        seen[spec.name] = path
-        specs[path] = spec
-    return specs, errors
-
-
-def find_spec(name: str, folder: str | Path | None = None) -> Pipeline:
-    """The spec whose `name` field matches (used by tasks at run time)."""
-    from nightshift import config
-
-    specs, errors = load_all(folder or config.pipelines_dir())
-    for spec in specs.values():
-        if spec.name == name:
-            return spec
-    for path, exc in errors.items():
-        if path.stem == name:
-            raise exc
-    raise LookupError(f"no pipeline named '{name}' in {folder or config.pipelines_dir()}")
 
 
 def json_schema() -> dict:
