@@ -211,3 +211,47 @@ def test_render_places_monitor_and_schedules_training_on_the_drift_asset(credit)
     timetable = build_train_dag(spec).timetable
     assert isinstance(timetable, AssetOrTimeSchedule)
     assert [a.uri for a in timetable.asset_condition.objects] == ["nightshift://credit_default/drift"]
+
+
+# --- null-rate drift, unseen categories, modes (issue #15, #19) ---------------------------------
+
+def test_null_rate_jumps_warn_or_fail_and_an_all_null_column_warns(credit, reference):
+    config = credit.monitoring.drift
+    income = reference["columns"]["income"]
+    base = credit_applications_for_day(date(2026, 2, 3), rows=200)
+    n = len(base)
+
+    def judged(frame):
+        scores = np.random.default_rng(5).beta(2, 8, len(frame))  # as the reference's scores
+        return {r["feature"]: r for r in monitor.compare_partition(reference, frame, scores, config)}
+
+    # 30% of income blanked: +28 points over a ~2% reference; Binomial(n, 0.02) reaching that is astronomically unlikely
+    warn_frame = base.assign(income=base["income"].where(np.arange(n) % 10 >= 3))
+    moved = warn_frame["income"].isna().mean() - income["null_rate"]
+    assert config.null_warn <= moved < config.null_fail
+    row = judged(warn_frame)["income"]
+    assert row["null_rate_status"] == row["status"] == drift.WARN and "points" in row["note"]
+    assert monitor.day_verdict(list(judged(warn_frame).values())) == drift.WARN  # warn never fails the date
+    fail_frame = base.assign(income=base["income"].where(np.arange(n) % 10 >= 7))
+    assert fail_frame["income"].isna().mean() - income["null_rate"] >= config.null_fail
+    assert judged(fail_frame)["income"]["status"] == drift.FAIL
+    # all null on a 2-row date: too few rows for the null rate to decide by chance, but all-null warns at least
+    tiny = base.head(2).assign(income=np.nan)
+    smoothed = (income["null_rate"] * income["rows"] + 0.5) / (income["rows"] + 1)
+    assert 1.0 - income["null_rate"] > config.null_fail and smoothed ** 2 > config.significance  # 2 nulls by chance: likely enough
+    row = judged(tiny)["income"]
+    assert row["status"] == drift.WARN and row["psi"] is None and row["note"].startswith("entirely null")
+
+
+def test_unseen_categories_get_their_own_row_and_stay_out_of_the_psi(credit, reference):
+    frame = credit_applications_for_day(date(2026, 2, 3), rows=200)
+    unseen = frame.assign(region=frame["region"].where(np.arange(len(frame)) % 5 != 0, "atlantis"))
+    results = monitor.compare_partition(reference, unseen, np.full(len(frame), 0.1), credit.monitoring.drift)
+    rows = [r for r in results if r["feature"] == "region"]
+    assert [r["kind"] for r in rows] == ["categorical", "unseen"]
+    count = int((unseen["region"] == "atlantis").sum())
+    assert rows[1]["unseen_categories"] == count and rows[1]["unseen_examples"] == "atlantis" and rows[1]["status"] == drift.WARN
+    known = unseen.loc[unseen["region"] != "atlantis", "region"].value_counts()
+    expected = drift.psi(list(reference["columns"]["region"]["counts"].values()),
+                         [int(known.get(k, 0)) for k in reference["columns"]["region"]["counts"]])
+    assert rows[0]["psi"] == pytest.approx(expected)  # the PSI of the known categories only

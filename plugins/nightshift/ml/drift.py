@@ -12,6 +12,13 @@ Plain numpy, no Airflow, no pandas. Definitions (the tests recompute them by han
   exceeds with probability `alpha` (simulated). On small partitions PSI is large by chance alone
   (about (bins - 1) / n on average: 0.2 for 10 bins and 40 rows), so a threshold crossing only
   alarms when it also exceeds this floor.
+- Null rate: a move of |rate - reference rate| past a bound alarms only when a Binomial(rows, p) count of
+  nulls at least as far from the reference's is less likely than `alpha`, with p the reference's rate
+  smoothed by half a row ((nulls + 0.5) / (rows + 1)); a column entirely null on a non-empty date warns at least.
+- Constant within a partition: one value holds at least `share` of a partition's rows. A column is constant
+  within partitions when at least half the reference's partitions (of 2+ rows) are, and far more of them than
+  chance would make so if rows were drawn independently from the column's overall distribution (binomial
+  tail below `alpha`).
 """
 
 from __future__ import annotations
@@ -105,3 +112,48 @@ def worst(statuses: Sequence[str]) -> str:
     """The most severe status (ok when there is nothing to judge)."""
     ranked = [s for s in statuses if s != EMPTY]
     return max(ranked, key=SEVERITY.__getitem__) if ranked else OK
+
+
+def _binomial_tail(count: int, trials: int, p: float, upper: bool) -> float:
+    """P(X >= count) (upper) or P(X <= count) for X ~ Binomial(trials, p)."""
+    from scipy import stats
+
+    return float(stats.binom.sf(count - 1, trials, p) if upper else stats.binom.cdf(count, trials, p))
+
+
+def null_status(reference_rate: float, reference_rows: int, nulls: int, rows: int, warn: float, fail: float, alpha: float) -> str:
+    """ok / warn / fail for a date's null count against the reference's null rate (see the module doc)."""
+    if rows <= 0:
+        return EMPTY
+    rate = nulls / rows
+    change = abs(rate - reference_rate)
+    p = (reference_rate * reference_rows + PSEUDO_ROWS) / (reference_rows + 2 * PSEUDO_ROWS)
+    chance = _binomial_tail(nulls, rows, p, upper=rate >= reference_rate)
+    judged = OK if chance >= alpha else FAIL if change >= fail else WARN if change >= warn else OK
+    if nulls == rows and reference_rate < 1.0 and judged == OK:
+        return WARN  # all null where the reference was not: at least a warning
+    return judged
+
+
+def chance_constant(shares_: Sequence[float], sizes: Sequence[int], share: float) -> float:
+    """Mean probability that a partition of each size is constant (one value >= share of it) by chance.
+
+    Rows drawn independently with the given value shares; the events "value i holds >= share" are disjoint for
+    share > 0.5, so the probability is the sum over values of P(Binomial(size, p_i) >= ceil(share * size)).
+    """
+    from scipy import stats
+
+    p = np.asarray(shares_, dtype="float64")
+    sizes = np.asarray(sizes, dtype="int64")
+    if sizes.size == 0 or p.size == 0:
+        return 0.0
+    need = np.ceil(share * sizes - 1e-9).astype("int64")
+    per_partition = stats.binom.sf(need[:, None] - 1, sizes[:, None], p[None, :]).sum(axis=1)
+    return float(np.clip(per_partition, 0.0, 1.0).mean())
+
+
+def constant_within_partitions(constant: int, partitions: int, chance: float, alpha: float) -> bool:
+    """At least half the partitions constant, and more of them than chance explains (tail probability < alpha)."""
+    if partitions < 2 or constant * 2 < partitions:
+        return False
+    return _binomial_tail(constant, partitions, min(chance, 1.0), upper=True) < alpha

@@ -22,7 +22,9 @@ from typing import TYPE_CHECKING, Any
 from nightshift.io import storage, tracking
 from nightshift.io.warehouse import get_warehouse
 from nightshift.ml import drift
+from nightshift.reporting import html as pages
 from nightshift.spec import Drift, Pipeline
+from nightshift.spec.model import ColumnMonitoring
 from nightshift.steps import profile as profiles
 from nightshift.steps.score import PARTITION_COLUMN
 
@@ -38,7 +40,7 @@ COLUMNS = [  # (name, arrow type name): the monitoring table, one row per column
     ("FEATURE", "string"), ("KIND", "string"), ("PARTITION_ROWS", "int64"), ("REFERENCE_ROWS", "int64"), ("PSI", "float64"),
     ("PSI_NOISE_FLOOR", "float64"), ("KS", "float64"), ("NULL_RATE", "float64"), ("REFERENCE_NULL_RATE", "float64"),
     ("NULL_RATE_CHANGE", "float64"), ("UNSEEN_CATEGORIES", "int64"), ("UNSEEN_EXAMPLES", "string"), ("STATUS", "string"),
-    ("PSI_WARN", "float64"), ("PSI_FAIL", "float64"), ("DAG_RUN_ID", "string"), ("MONITORED_AT", "timestamp"),
+    ("MODE", "string"), ("NULL_RATE_STATUS", "string"), ("NOTE", "string"), ("PSI_WARN", "float64"), ("PSI_FAIL", "float64"), ("DAG_RUN_ID", "string"), ("MONITORED_AT", "timestamp"),
 ]
 
 
@@ -86,7 +88,10 @@ def compare_numeric(reference: dict, values: Any, config: Drift) -> dict:
 
 
 def compare_categorical(reference: dict, values: Any, config: Drift) -> dict:
-    """PSI over the reference's categories, plus one bin for categories it never saw (when present)."""
+    """PSI over the reference's categories; categories it never saw are counted apart (own row), not in the PSI.
+
+    The plot still shows them as one "(unseen)" bar next to the known categories.
+    """
     import pandas as pd
 
     text = profiles.as_categories(pd.Series(values))
@@ -98,13 +103,15 @@ def compare_categorical(reference: dict, values: Any, config: Drift) -> dict:
     labels = list(known)
     if len(unseen):
         expected, actual, labels = [*expected, 0], [*actual, int(unseen.sum())], [*labels, "(unseen)"]
-    present = int(current.sum())
+    known_counts = [reference["counts"][k] for k in known]
+    known_actual = [int(current.get(k, 0)) for k in known]
+    present = sum(known_actual)
     out = {**_nulls(reference, int(len(text)), int(text.isna().sum())), "ks": None, "unseen_categories": int(unseen.sum()),
            "unseen_examples": ", ".join(map(str, unseen.index[:10])) or None, "_labels": labels, "_expected": expected, "_actual": actual}
     if present == 0:
         return {**out, "psi": None, "psi_noise_floor": None}
-    value = drift.psi(expected, actual)
-    return {**out, "psi": value, "psi_noise_floor": _floor(value, list(reference["counts"].values()), present, config)}
+    value = drift.psi(known_counts, known_actual)
+    return {**out, "psi": value, "psi_noise_floor": _floor(value, known_counts, present, config)}
 
 
 def _floor(value: float, expected: list[int], rows: int, config: Drift) -> float | None:
@@ -117,24 +124,166 @@ def _bin_labels(edges: list[float]) -> list[str]:
     return [*(f"≤{e:.3g}" for e in edges), f">{edges[-1]:.3g}" if edges else "all"]
 
 
-def compare_partition(reference: dict, frame: "pd.DataFrame", scores: Any, config: Drift) -> list[dict]:
-    """One result per monitored column present in the frame, then the score's; each with its status."""
+GATE, REPORT, SKIP = "gate", "report", "skip"
+
+
+def _num(value: float) -> str:
+    return f"{value:.4g}"
+
+
+def _value_label(key: str) -> str:
+    """A profile value key ('3.0', 'winter') for people: integral floats without the '.0'."""
+    try:
+        number = float(key)
+    except ValueError:
+        return key
+    return str(int(number)) if number.is_integer() else _num(number)
+
+
+def _seen(reference: dict, kind: str, key: str, value: Any) -> tuple[bool, str]:
+    """Is a date's main value one the reference holds (a category it saw, a number inside its range)? And what it held."""
+    info = reference.get("partition") or {}
+    if kind == "categorical":
+        held = ", ".join(list(reference["counts"])[:12])
+        return key in reference["counts"], f"reference values: {held}"
+    low, high = info.get("range") or ([min(reference["sample"]), max(reference["sample"])] if reference.get("sample") else [None, None])
+    if low is None:
+        return False, "the reference has no values"
+    return low <= float(value) <= high, f"reference range {_num(low)}..{_num(high)}"
+
+
+def judge_value(reference: dict, kind: str, values: Any, psi: float | None, share: float) -> tuple[str, str, bool]:
+    """Status, note and whether the value was seen, for a column constant within partitions (see Drift.constant_share).
+
+    A date of such a column carries one piece of information, its main value: it is judged by whether the reference
+    holds that value and whether the date is as constant as the reference's partitions were, never by PSI against the
+    whole reference (which mixes many partitions' values and which one date always fails).
+    """
+    import pandas as pd
+
+    info = reference.get("partition") or {}
+    series = pd.Series(values)
+    present = profiles.as_categories(series).dropna() if kind == "categorical" else pd.to_numeric(series, errors="coerce").dropna()
+    chance = "" if info.get("chance") is None else f" (chance alone: {info.get('chance'):.2g})"
+    whole = "" if psi is None else f" (which is {psi:.3g})"
+    basis = (f"constant within {info.get('constant', 0)} of {info.get('partitions', 0)} reference partitions{chance}: "
+             f"judged on its value, not by PSI against the whole reference{whole}")
+    if present.empty:
+        return drift.EMPTY, f"{basis}; no values on this date", True
+    counts = present.value_counts()
+    main, top_share = counts.index[0], float(counts.iloc[0]) / len(present)
+    key = profiles.value_key(kind, main)
+    seen, held = _seen(reference, kind, key, main)
+    status, notes = drift.OK, [basis]
+    partitions_with = int((info.get("values") or {}).get(key, 0))
+    if seen:
+        notes.append(f"value {_value_label(key)} is the main value of {partitions_with} reference partitions" if partitions_with
+                     else f"value {_value_label(key)} is in the reference ({held})")
+    else:
+        status = drift.WARN
+        notes.append(f"value {_value_label(key)} is not one the reference holds ({held})")
+    lowest = info.get("min_top_share")
+    if lowest is not None and top_share < min(lowest, share) - 1e-12:
+        status = drift.WARN
+        notes.append(f"only {top_share:.0%} of the date's rows hold its main value, less than in any reference partition "
+                     f"(lowest {lowest:.0%})")
+    return status, "; ".join(notes), seen
+
+
+def _null_note(result: dict, status: str) -> str | None:
+    rate, ref = result["null_rate"], result["reference_null_rate"]
+    if status not in (drift.WARN, drift.FAIL) or rate is None:
+        return None
+    if rate == 1.0:
+        return f"entirely null on this date (reference {ref:.1%} null)"
+    return f"null rate {rate:.1%} vs {ref:.1%} in the reference ({(rate - ref) * 100:+.1f} points)"
+
+
+def _judge(result: dict, reference: dict, values: Any, setting: ColumnMonitoring, config: Drift) -> list[dict]:
+    """Fill status, mode and note of one column's comparison; plus its unseen-categories row when it has one."""
+    limits = setting.thresholds(config)
+    partition = reference.get("partition") or {}
+    by_value = result["kind"] != "score" and (
+        setting.compare == "value" or (setting.compare == "auto" and bool(partition.get("constant_within_partition"))))
+    mode, notes = setting.mode or GATE, []
+    if by_value:
+        psi_status, note, seen = judge_value(reference, result["kind"], values, result["psi"], config.constant_share)
+        notes.append(note)
+        if not seen and setting.mode is None:
+            mode = REPORT
+            notes.append("reported, not gated: a value new to the reference is not drift of a column constant within partitions "
+                         "(set mode: gate to gate it)")
+        result.update(psi=None, psi_noise_floor=None, ks=None)
+    else:
+        psi_status = drift.status(result["psi"], result["psi_noise_floor"] or 0.0, limits["warn"], limits["fail"])
+        if setting.compare == "distribution" and partition.get("constant_within_partition"):
+            notes.append("constant within reference partitions, but compared by PSI against the whole reference "
+                         "(monitoring.columns compare: distribution)")
+    rows, nulls = result["partition_rows"], None if result["null_rate"] is None else round(result["null_rate"] * result["partition_rows"])
+    null_status = drift.EMPTY if nulls is None else drift.null_status(
+        result["reference_null_rate"], result["reference_rows"], nulls, rows, limits["null_warn"], limits["null_fail"], config.significance)
+    judged = [s for s in (psi_status, null_status) if s != drift.EMPTY]
+    if _null_note(result, null_status):
+        notes.append(_null_note(result, null_status))
+    if setting.mode == REPORT:
+        notes.append("reported, not gated (monitoring.columns mode: report)")
+    result.update(status=drift.worst(judged) if judged else drift.EMPTY, null_rate_status=null_status, mode=mode,
+                  note="; ".join(notes) or None, psi_warn=limits["warn"], psi_fail=limits["fail"])
+    out = [result]
+    if result.get("unseen_categories"):
+        unseen = {**result, "kind": "unseen", "psi": None, "psi_noise_floor": None, "ks": None, "status": drift.WARN,
+                  "null_rate_status": None,
+                  "note": f"{result['unseen_categories']} rows in categories the training reference never saw "
+                          f"({result['unseen_examples']}); counted apart, not in the PSI"}
+        out.append(unseen)
+    return out
+
+
+def _skipped(name: str, kind: str, reference: dict, rows: int) -> dict:
+    return {"feature": name, "kind": kind, "partition_rows": rows, "reference_rows": reference["rows"], "psi": None,
+            "psi_noise_floor": None, "ks": None, "null_rate": None, "reference_null_rate": reference["null_rate"],
+            "null_rate_change": None, "unseen_categories": None, "unseen_examples": None, "status": drift.EMPTY, "mode": SKIP,
+            "null_rate_status": None, "note": f"skipped: monitoring.columns.{name}.skip", "psi_warn": None, "psi_fail": None,
+            "_labels": [], "_expected": [], "_actual": []}
+
+
+def compare_partition(reference: dict, frame: "pd.DataFrame", scores: Any, config: Drift,
+                      columns: dict[str, ColumnMonitoring] | None = None) -> list[dict]:
+    """One result per monitored column present in the frame, then the score's; each with its status, mode and note.
+
+    `columns`: the spec's `monitoring.columns` (per-column skip, mode, comparison and thresholds). A column with
+    categories the reference never saw gets a second row (kind `unseen`) with their count and examples.
+    """
+    columns = columns or {}
     results = []
     for name, ref in reference["columns"].items():
-        if name in frame.columns:
-            compare = compare_numeric if ref["kind"] == "numeric" else compare_categorical
-            results.append({"feature": name, "kind": ref["kind"], **compare(ref, frame[name], config)})
-    results.append({"feature": SCORE, "kind": "score", **compare_numeric(reference["score"], scores, config)})
-    for result in results:
-        result["status"] = drift.status(result["psi"], result["psi_noise_floor"] or 0.0, config.warn, config.fail)
+        if name not in frame.columns:
+            continue
+        setting = columns.get(name) or ColumnMonitoring()
+        if setting.skip:
+            results.append(_skipped(name, ref["kind"], ref, int(len(frame))))
+            continue
+        compare = compare_numeric if ref["kind"] == "numeric" else compare_categorical
+        limits = setting.thresholds(config)
+        column_config = config.model_copy(update={"warn": limits["warn"], "fail": limits["fail"]})
+        result = {"feature": name, "kind": ref["kind"], **compare(ref, frame[name], column_config)}
+        results += _judge(result, ref, frame[name], setting, config)
+    score = {"feature": SCORE, "kind": "score", **compare_numeric(reference["score"], scores, config)}
+    results += _judge(score, reference["score"], scores, ColumnMonitoring(), config)
     return results
+
+
+def day_verdict(results: list[dict]) -> str:
+    """A date's verdict: the worst status of its gated rows (reported and skipped rows never count)."""
+    return drift.worst([r["status"] for r in results if r.get("mode", GATE) == GATE])
 
 
 def compare_dates(spec: Pipeline, reference: dict, snapshot: "pd.DataFrame", scores: "pd.DataFrame", dates: list[date]) -> dict:
     """{partition date: results} for every date of the run, including empty ones."""
     return {
         day: compare_partition(reference, snapshot[snapshot[PARTITION_COLUMN] == day],
-                               scores.loc[scores["PARTITION_DATE"] == day, "SCORE"], spec.monitoring.drift)
+                               scores.loc[scores["PARTITION_DATE"] == day, "SCORE"], spec.monitoring.drift,
+                               spec.monitoring.columns)
         for day in dates
     }
 
@@ -156,12 +305,22 @@ def table_rows(spec: Pipeline, by_date: dict, model_ref: dict, dag_run_id: str, 
 
 
 def summarize(spec: Pipeline, by_date: dict, model_ref: dict) -> dict:
-    """The verdict (worst status) and the flagged columns, small enough for XCom and an Asset event's extra."""
-    flagged = [{"partition_date": day.isoformat(), "feature": r["feature"], "psi": round(r["psi"], 4), "status": r["status"]}
-               for day, results in by_date.items() for r in results if r["status"] in (drift.WARN, drift.FAIL)]
-    statuses = [r["status"] for results in by_date.values() for r in results]
+    """The verdict (worst status of gated rows) and the flagged rows, small enough for XCom and an Asset event's extra.
+
+    `flagged`: gated rows that warn or fail (they decide the verdict and the alerts); `reported`: report-mode rows
+    that would have. `psi` is 0.0 for rows flagged on something else (null rate, a value, unseen categories): `reason` says.
+    """
+    def entry(day: date, r: dict) -> dict:
+        return {"partition_date": day.isoformat(), "feature": r["feature"], "kind": r["kind"],
+                "psi": 0.0 if r["psi"] is None else round(r["psi"], 4), "status": r["status"], "reason": r.get("note") or "PSI"}
+
+    alarming = [(day, r) for day, results in by_date.items() for r in results if r["status"] in (drift.WARN, drift.FAIL)]
+    flagged = [entry(day, r) for day, r in alarming if r.get("mode", GATE) == GATE]
+    reported = [entry(day, r) for day, r in alarming if r.get("mode", GATE) == REPORT]
+    statuses = [r["status"] for results in by_date.values() for r in results if r.get("mode", GATE) == GATE]
     return {"pipeline": spec.name, "model": f"{spec.name} v{model_ref['model_version']}", "model_version": model_ref["model_version"],
-            "partition_dates": [d.isoformat() for d in by_date], "verdict": drift.worst(statuses), "flagged": flagged}
+            "partition_dates": [d.isoformat() for d in by_date], "verdict": drift.worst(statuses), "flagged": flagged,
+            "reported": reported}
 
 
 STATUS_COLOURS = {drift.OK: "#e6f4ea", drift.WARN: "#fff4ce", drift.FAIL: "#fde0dc", drift.EMPTY: "#eeeeee"}
@@ -229,22 +388,9 @@ def render_report(spec: Pipeline, day: date, results: list[dict], reference: dic
     verdict = drift.worst([r["status"] for r in results])
     png = plot(results, f"{spec.name} {day} vs v{model_ref['model_version']} reference: {verdict.upper()}", out_dir / "drift.png", config)
     header = ["column", "kind", "rows", "PSI", "noise floor", "KS", "null rate", "reference null rate", "unseen", "status"]
-    body = "".join(
-        f"<tr style='background:{STATUS_COLOURS[r['status']]}'><td>{html.escape(r['feature'])}</td><td>{r['kind']}</td><td>{r['partition_rows']}</td>"
-        f"<td>{_fmt(r['psi'])}</td><td>{_fmt(r['psi_noise_floor'])}</td><td>{_fmt(r['ks'])}</td><td>{_fmt(r['null_rate'])}</td>"
-        f"<td>{_fmt(r['reference_null_rate'])}</td><td>{_fmt(r['unseen_examples'] or r['unseen_categories'])}</td><td><b>{r['status']}</b></td></tr>"
-        for r in results
-    )
-    image = base64.b64encode(png.read_bytes()).decode()
-    page = f"""<!doctype html><html><head><meta charset="utf-8"><title>{spec.name} drift {day}</title>
-<style>body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:4px 8px;font-size:13px}}</style>
-</head><body><h2>{html.escape(spec.name)}: drift on {day} &mdash; {verdict.upper()}</h2>
-<p>Model {html.escape(spec.name)} v{model_ref['model_version']} (MLflow run {model_ref['mlflow_run_id']}); reference: {reference['rows']} held-out rows
-from training, {reference['bins']} quantile bins. PSI warns at {config.warn} and fails at {config.fail}, but only above the
-<i>noise floor</i>: the PSI that this many rows drawn from the reference itself exceed with probability {config.significance}
-(simulated when the PSI reaches a threshold; "-" otherwise).</p>
-<table><tr>{''.join(f'<th>{h}</th>' for h in header)}</tr>{body}</table>
-<p><img alt="reference vs current shares" src="data:image/png;base64,{image}"></p></body></html>"""
+    page = pages.render("drift_report.html", spec=spec, day=day, verdict=verdict, model_ref=model_ref, reference=reference,
+                        config=config, header=header, results=results, colours=STATUS_COLOURS,
+                        image=base64.b64encode(png.read_bytes()).decode())
     report = out_dir / "report.html"
     report.write_text(page, encoding="utf-8")
     return report
