@@ -47,7 +47,7 @@ def test_training_window_ends_label_delay_before_interval_end(credit):
 def test_ingest_reads_only_the_window(tmp_path, monkeypatch, credit):
     root = tmp_path / "credit"
     write_credit_applications(root, date(2025, 12, 1), date(2026, 1, 10), rows_per_day=20)
-    monkeypatch.setenv("CREDIT_SOURCE_URI", str(root))
+    monkeypatch.setenv("NIGHTSHIFT_CREDIT_SOURCE_URI", str(root))
     spec = find_spec("credit_default")
     window = ingest.Window(datetime(2025, 12, 5, tzinfo=timezone.utc), datetime(2025, 12, 8, tzinfo=timezone.utc))
     rows, files = ingest.read_rows(spec, window, with_target=True, require_all=True)
@@ -60,7 +60,7 @@ def test_ingest_reads_only_the_window(tmp_path, monkeypatch, credit):
 def _one_day(tmp_path, monkeypatch):
     root = tmp_path / "credit"
     write_credit_applications(root, date(2026, 1, 1), date(2026, 1, 1), rows_per_day=20)
-    monkeypatch.setenv("CREDIT_SOURCE_URI", str(root))
+    monkeypatch.setenv("NIGHTSHIFT_CREDIT_SOURCE_URI", str(root))
     window = ingest.Window(datetime(2026, 1, 1, tzinfo=timezone.utc), datetime(2026, 1, 2, tzinfo=timezone.utc))
     return find_spec("credit_default"), root / "dt=2026-01-01", window
 
@@ -76,13 +76,13 @@ def _one_day(tmp_path, monkeypatch):
         (lambda d: pd.read_parquet(d / "part-0.parquet").assign(bonus=1).to_parquet(d / "part-0.parquet"),
          "column 'bonus' is not declared"),
         (lambda d: pd.read_parquet(d / "part-0.parquet").assign(
-            application_date=lambda f: f.application_date.dt.tz_localize(None)).to_parquet(d / "part-0.parquet"),
+            application_date=lambda f: f.application_date.astype(str)).to_parquet(d / "part-0.parquet"),  # naive: source.timezone
          "must be time-zone aware"),
         (lambda d: pd.read_parquet(d / "part-0.parquet").assign(
             application_date=lambda f: f.application_date - pd.Timedelta(days=3)).to_parquet(d / "part-0.parquet"),
          "event times outside partition dt=2026-01-01"),
     ],
-    ids=["zero-byte", "truncated", "extra-file", "missing-column", "extra-column", "naive-times", "outside-partition"],
+    ids=["zero-byte", "truncated", "extra-file", "missing-column", "extra-column", "text-times", "outside-partition"],
 )
 def test_unreadable_input_names_the_file(tmp_path, monkeypatch, damage, message):
     spec, folder, window = _one_day(tmp_path, monkeypatch)
@@ -111,7 +111,7 @@ def test_too_few_rows_fails_with_counts(tmp_path, monkeypatch):
 def test_csv_encoding_error_names_file(tmp_path, monkeypatch):
     bad = tmp_path / "sales.csv"
     bad.write_bytes("sale_id,sqft\nH1,caf\xe9\n".encode("latin-1"))
-    monkeypatch.setenv("HOUSE_SOURCE_URI", str(bad))
+    monkeypatch.setenv("NIGHTSHIFT_HOUSE_SOURCE_URI", str(bad))
     with pytest.raises(ingest.IngestError, match=r"sales.csv: not valid utf-8 text at byte"):
         ingest.read_rows(find_spec("house_prices"), None, with_target=True, require_all=True)
 

@@ -13,6 +13,7 @@ import subprocess
 import sys
 
 from nightshift import config
+from nightshift.cli.summary import partitions_summary, train_summary
 
 from nightshift_demo.generate import add_generate_arguments, run_generate
 
@@ -37,36 +38,6 @@ def airflow_dags_test(dag_id: str, logical_date: str, conf: dict | None = None, 
     return not failed
 
 
-def train_summary(pipeline: str) -> str:
-    """What the latest training run saw, measured and decided, read back from MLflow."""
-    from nightshift.io import tracking
-
-    client = tracking.client()
-    run_id = tracking.find_run(pipeline)
-    if run_id is None:
-        return f"no training run of {pipeline} found in {config.mlflow_tracking_uri()}"
-    run = client.get_run(run_id)
-    tags, params, metrics = run.data.tags, run.data.params, run.data.metrics
-    lines = [
-        f"training run {tags.get(tracking.DAG_RUN_TAG)} (MLflow run {run_id})",
-        f"  window       {tags.get('nightshift.window_start', '-')} .. {tags.get('nightshift.window_end', '-')}",
-        f"  rows         {params.get('rows_in_window', '-')} in window, data hash {tags.get('nightshift.data_hash', '-')}",
-        "  metrics      " + ", ".join(f"{k[5:]}={v:.4f}" for k, v in sorted(metrics.items()) if k.startswith("test_")),
-        f"  report       {tags.get('nightshift.report', '-')}",
-    ]
-    versions = client.search_model_versions(f"name = '{pipeline}' and run_id = '{run_id}'")
-    if versions:
-        version = versions[0]
-        gates = json.loads(version.tags.get("nightshift.gates", "[]"))
-        for gate in gates:
-            lines.append(f"  gate         {'PASS' if gate['passed'] else 'FAIL'}  {gate['reason']}")
-        lines.append(f"  registered   {pipeline} version {version.version}: {version.tags.get('nightshift.promotion')}")
-        lines.append(f"  model card   {version.tags.get('nightshift.model_card', '-')}")
-    champion = tracking.champion(pipeline)
-    lines.append(f"  champion     {pipeline}@champion -> version {champion.version if champion else 'none'}")
-    return "\n".join(lines)
-
-
 def how_to_look() -> str:
     root = config.project_root()
     return (
@@ -74,18 +45,6 @@ def how_to_look() -> str:
         f"  MLflow UI:   .venv/bin/mlflow ui --backend-store-uri {config.mlflow_tracking_uri()} --port 5000\n"
         f"  Airflow UI:  AIRFLOW_HOME={root}/.local/airflow .venv/bin/airflow standalone   (see README)\n"
     )
-
-
-def partitions_summary(pipeline: str) -> str:
-    """Rows per PARTITION_DATE and the model version that produced them, read from the warehouse."""
-    from nightshift.io.warehouse import get_warehouse
-    from nightshift.spec import find_spec
-
-    spec = find_spec(pipeline)
-    rows = get_warehouse(spec.scoring.warehouse_conn_id).rows_per_partition(spec.scoring.output_table, spec.name)
-    lines = [f"{spec.scoring.output_table}: PARTITION_DATE  MODEL_VERSION  ROWS"]
-    lines += [f"{'':{len(spec.scoring.output_table) + 2}}{day}  {version:>13}  {count:>4}" for day, version, count in rows]
-    return "\n".join(lines)
 
 
 def run_demo(args: argparse.Namespace) -> None:

@@ -116,7 +116,7 @@ def source_sql(spec: "Pipeline") -> str:
     source = spec.source.snowflake
     if source.query:
         return source.query
-    columns = ", ".join(identifier(c) for c in spec.columns)
+    columns = ", ".join(identifier(c) for c in spec.columns if c != spec.source.computed_key)  # row_key: ingest computes it
     event_time = identifier(spec.source.event_time)
     return (f"SELECT {columns} FROM {qualified_name(source.table)} "
             f"WHERE {event_time} >= %(interval_start)s AND {event_time} < %(interval_end)s")
@@ -137,7 +137,7 @@ def read_source(spec: "Pipeline", start: datetime, end: datetime, *, with_target
     frame = frame.rename(columns={c: by_upper.get(c.upper(), c) for c in frame.columns})
     event_time = spec.source.event_time
     if event_time in frame and not isinstance(frame[event_time].dtype, pd.DatetimeTZDtype):
-        frame[event_time] = pd.to_datetime(frame[event_time], utc=True)  # TIMESTAMP_NTZ holds UTC by convention
+        frame[event_time] = pd.to_datetime(frame[event_time])  # TIMESTAMP_NTZ stays naive: ingest reads it in source.timezone
     if not with_target and spec.target.column in frame:
         frame = frame.drop(columns=[spec.target.column])
     log.info("read %d rows from %s for [%s, %s)", len(frame), spec.source.location, start, end)

@@ -7,16 +7,17 @@ data interval. Unreadable files fail here, naming the file and what is wrong wit
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import itertools
 import logging
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Iterator
 
 from nightshift.io import storage
-from nightshift.spec import Pipeline
+from nightshift.spec import Pipeline, errors
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -25,8 +26,9 @@ log = logging.getLogger(__name__)
 IGNORED_FILE_PREFIXES = ("_", ".")  # _SUCCESS, .crc and other writer markers
 
 
-class IngestError(Exception):
-    """Raw data cannot be read as declared; the message names the file and the reason."""
+class IngestError(errors.ReportedFailure):
+    """Raw data cannot be read as declared; the message names the file (and the column) and the reason,
+    bounded to errors.MAX_MESSAGE characters (`.detail` keeps the full text)."""
 
 
 @dataclass(frozen=True)
@@ -88,13 +90,18 @@ def source_files(spec: Pipeline, window: Window | None, uri: str | None = None, 
 
 def _partition_files(spec: Pipeline, folder: storage.Location) -> list[tuple[storage.Location, int]]:
     """Data files in a folder; an unexpected file is an error rather than silently skipped."""
+    for sub in storage.list_folders(folder):
+        name = sub.rsplit("/", 1)[-1]
+        if not name.startswith(IGNORED_FILE_PREFIXES):  # _temporary/, .spark-staging/: writers' work folders
+            raise IngestError(f"{folder.display}/{name}: unexpected folder '{errors.clip(name)}' inside partition "
+                              f"{folder.display}; data files must sit directly in the partition folder")
     found = []
     for path, size in storage.list_files(folder):
         name = path.rsplit("/", 1)[-1]
         if name.startswith(IGNORED_FILE_PREFIXES):
             continue
         if not name.endswith(f".{spec.source.format}"):
-            raise IngestError(f"{folder.display}/{name}: unexpected file in partition (expected *.{spec.source.format})")
+            raise IngestError(f"{folder.display}/{errors.clip(name)}: unexpected file in partition (expected *.{spec.source.format})")
         found.append((folder.child(name), size))
     return found
 
@@ -104,18 +111,52 @@ def read_file(spec: Pipeline, loc: storage.Location, size: int) -> "pd.DataFrame
     if size == 0:
         raise IngestError(f"{loc.display}: file is empty (0 bytes)")
     if spec.source.format == "parquet":
-        return _read_parquet(loc)
+        return _read_parquet(spec, loc)
     return _read_csv(spec, loc)
 
 
-def _read_parquet(loc: storage.Location) -> "pd.DataFrame":
+PARQUET_TYPES = {  # the schema's types in the words a parquet reader's failure is explained with
+    "string": "text (parquet string)",
+    "category": "text (parquet string or dictionary of strings)",
+    "integer": "whole numbers (parquet int)",
+    "float": "numbers (parquet float or int)",
+    "boolean": "true/false (parquet bool)",
+    "timestamp": "timestamps (parquet timestamp, with a time zone)",
+    "date": "dates (parquet date or timestamp)",
+}
+
+
+def _read_parquet(spec: Pipeline, loc: storage.Location) -> "pd.DataFrame":
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     try:
-        return pq.read_table(loc.path, filesystem=loc.fs).to_pandas()
+        table = pq.read_table(loc.path, filesystem=loc.fs)
     except (pa.ArrowException, OSError) as exc:
-        raise IngestError(f"{loc.display}: not a readable parquet file ({exc})") from None
+        raise IngestError(f"{loc.display}: not a readable parquet file ({errors.clip(exc, 300)})", detail=str(exc)) from None
+    for field in table.schema:  # nested values (struct, list, map) fit no schema type: name the column
+        if pa.types.is_nested(field.type):
+            raise IngestError(_column_type_problem(spec, loc, field.name, field.type, "nested values"))
+    try:
+        return table.to_pandas()
+    except (pa.ArrowException, ValueError, TypeError) as exc:
+        for name in table.column_names:  # find the column pandas cannot take, to name it
+            try:
+                table.select([name]).to_pandas()
+            except (pa.ArrowException, ValueError, TypeError) as column_exc:
+                reason = errors.clip(column_exc, 200)
+                raise IngestError(_column_type_problem(spec, loc, name, table.schema.field(name).type, reason),
+                                  detail=str(column_exc)) from None
+        raise IngestError(f"{loc.display}: not a readable parquet file ({errors.clip(exc, 300)})", detail=str(exc)) from None
+
+
+def _column_type_problem(spec: Pipeline, loc: storage.Location, name: str, arrow_type, reason: str) -> str:
+    """`file: column 'grade' is struct<g: string> in the file (nested values); the schema declares category: ...`"""
+    column = spec.columns.get(name)
+    found = f"{loc.display}: column '{errors.clip(name)}' is {errors.clip(arrow_type, 120)} in the file ({reason})"
+    if column is None:
+        return f"{found}; it is not declared in schema"
+    return f"{found}; the schema declares {column.type}: expected {PARQUET_TYPES.get(column.type, column.type)}"
 
 
 def _read_csv(spec: Pipeline, loc: storage.Location) -> "pd.DataFrame":
@@ -130,7 +171,7 @@ def _read_csv(spec: Pipeline, loc: storage.Location) -> "pd.DataFrame":
     try:
         frame = pd.read_csv(io.StringIO(text), sep=spec.source.csv.delimiter)
     except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
-        raise IngestError(f"{loc.display}: not a readable CSV file ({exc})") from None
+        raise IngestError(f"{loc.display}: not a readable CSV file ({errors.clip(exc, 300)})", detail=str(exc)) from None
     delimiter = spec.source.csv.delimiter
     if len(frame.columns) == 1 and len(spec.columns) > 1:  # the whole header in one column: another separator
         header = str(frame.columns[0])
@@ -150,20 +191,46 @@ def _parse_csv_times(spec: Pipeline, frame: "pd.DataFrame", loc: storage.Locatio
             try:
                 frame[name] = pd.to_datetime(frame[name], format="ISO8601")
             except (ValueError, TypeError) as exc:
-                raise IngestError(f"{loc.display}: column '{name}': values are not ISO-8601 timestamps ({exc})") from None
+                raise IngestError(f"{loc.display}: column '{name}': values are not ISO-8601 timestamps ({errors.clip(exc, 200)})",
+                                  detail=str(exc)) from None
     return frame
 
 
 def _check_columns(spec: Pipeline, frame: "pd.DataFrame", where: str, *, with_target: bool) -> None:
     """Every file must carry the declared columns, so one odd file cannot hide as nulls after concat."""
-    declared = [c for c in spec.columns if with_target or c != spec.target.column]
+    computed = spec.source.computed_key
+    if computed and computed in frame.columns:
+        raise IngestError(f"{where}: column '{computed}' is computed by ingest (source.row_key: {spec.source.row_key}) "
+                          "and must not be in the file: rename or remove it")
+    declared = [c for c in spec.columns if (with_target or c != spec.target.column) and c != computed]
     missing = [c for c in declared if c not in frame.columns]
     allowed = set(spec.columns)
     extra = [c for c in frame.columns if c not in allowed]
     if missing:
-        raise IngestError(f"{where}: column '{missing[0]}' is missing (declared in schema); file has {list(frame.columns)}")
+        declared_as = spec.columns[missing[0]].type
+        raise IngestError(f"{where}: column '{missing[0]}' is missing (declared in schema as {declared_as}); "
+                          f"file has {errors.examples(map(str, frame.columns), shown=30)}")
     if extra:
-        raise IngestError(f"{where}: column '{extra[0]}' is not declared in schema")
+        raise IngestError(f"{where}: column '{errors.clip(extra[0])}' ({frame.dtypes.iloc[list(frame.columns).index(extra[0])]}) is not declared in schema; "
+                          f"declared: {errors.examples(spec.columns, shown=30)}")
+
+
+def localise_times(spec: Pipeline, frame: "pd.DataFrame", where: str) -> "pd.DataFrame":
+    """Naive values of the event time and of `timestamp` columns are wall-clock times in `source.timezone`
+    (default UTC): localise them, refusing times that do not exist or are ambiguous there (DST changes)."""
+    import pandas as pd
+
+    columns = {name for name, col in spec.columns.items() if col.type == "timestamp"} | {spec.source.event_time} - {None}
+    for name in sorted(c for c in columns if c in frame.columns):
+        values = frame[name]
+        if not pd.api.types.is_datetime64_dtype(values.dtype) or isinstance(values.dtype, pd.DatetimeTZDtype):
+            continue  # aware already, or not times at all (the event-time check and validation report those)
+        try:
+            frame[name] = values.dt.tz_localize(spec.source.timezone, ambiguous="raise", nonexistent="raise")
+        except (ValueError, TypeError) as exc:  # pytz/zoneinfo AmbiguousTimeError and NonExistentTimeError are ValueErrors
+            raise IngestError(f"{where}: column '{name}': naive times cannot be read in source.timezone "
+                              f"{spec.source.timezone} ({exc}); write them with a UTC offset") from None
+    return frame
 
 
 def _check_event_times(spec: Pipeline, frame: "pd.DataFrame", where: str, day: date | None) -> None:
@@ -177,7 +244,7 @@ def _check_event_times(spec: Pipeline, frame: "pd.DataFrame", where: str, day: d
     if not isinstance(values.dtype, pd.DatetimeTZDtype):
         raise IngestError(
             f"{where}: column '{column}': event times must be time-zone aware timestamps "
-            f"(got dtype {values.dtype}); write them in UTC with an offset"
+            f"(got dtype {values.dtype}); write them as ISO-8601 times, with a UTC offset or in source.timezone"
         )
     missing = int(values.isna().sum())
     if missing:  # a row without an event time belongs to no window: never drop it silently
@@ -203,9 +270,10 @@ def _type_family(dtype) -> str | None:
     return None
 
 
-def check_types_agree(frames: list["pd.DataFrame"], names: list[str]) -> None:
+def check_types_agree(frames: list["pd.DataFrame"], names: list[str], spec: Pipeline | None = None) -> None:
     """A column stored as text in one file and as numbers in another cannot be concatenated into one snapshot:
-    name the file that disagrees with the first one (int64 next to float64 is fine: both are numbers)."""
+    name the file that disagrees with the first one (int64 next to float64 is fine: both are numbers), and the
+    type the schema declares when `spec` is given."""
     first: dict[str, tuple[str, str, object]] = {}
     for frame, name in zip(frames, names):
         for column in frame.columns:
@@ -214,8 +282,10 @@ def check_types_agree(frames: list["pd.DataFrame"], names: list[str]) -> None:
                 continue
             seen = first.setdefault(column, (family, name, frame[column].dtype))
             if seen[0] != family:
-                raise IngestError(f"{name}: column '{column}' is {frame[column].dtype} here but {seen[2]} in {seen[1]}: "
-                                  "a column must have one type in every file")
+                declared = spec.columns.get(column) if spec is not None else None
+                expected = f" (the schema declares {declared.type})" if declared is not None else ""
+                raise IngestError(f"{name}: column '{errors.clip(column)}' is {frame[column].dtype} here but {seen[2]} in "
+                                  f"{seen[1]}: a column must have one type in every file{expected}")
 
 
 def _partition_day(loc: storage.Location) -> date | None:
@@ -237,15 +307,18 @@ def read_rows(spec: Pipeline, window: Window | None, uri: str | None = None, *, 
     for loc, size in source_files(spec, window, uri, require_all=require_all):
         frame = read_file(spec, loc, size)
         _check_columns(spec, frame, loc.display, with_target=with_target)
+        frame = localise_times(spec, frame, loc.display)
         daily = spec.source.partitioning == "daily" and uri is None
         _check_event_times(spec, frame, loc.display, _partition_day(loc) if daily else None)
         frames.append(frame)
         names.append(loc.display)
     if not frames:
         columns = [c for c in spec.columns if with_target or c != spec.target.column]
-        return pd.DataFrame({c: pd.Series(dtype="float64") for c in columns}), names
-    check_types_agree(frames, names)
+        empty = {c: pd.Series(dtype="str" if c == spec.source.computed_key else "float64") for c in columns}
+        return pd.DataFrame(empty), names
+    check_types_agree(frames, names, spec)
     rows = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+    rows = add_row_key(spec, rows)  # before the window filter: a row's key never depends on the window
     kept = [len(f) for f in frames]
     if window is not None and spec.source.event_time:
         times = rows[spec.source.event_time]
@@ -265,8 +338,89 @@ def _read_snowflake(spec: Pipeline, window: Window | None, *, with_target: bool)
         raise IngestError(f"{spec.source.location}: a Snowflake source needs a time window")
     rows = snowflake.read_source(spec, window.start, window.end, with_target=with_target)
     _check_columns(spec, rows, spec.source.location, with_target=with_target)
+    rows = localise_times(spec, rows, spec.source.location)
     _check_event_times(spec, rows, spec.source.location, None)
-    return rows, [spec.source.location]
+    return add_row_key(spec, rows), [spec.source.location]
+
+
+ROW_KEY_DIGITS = 16  # hex digits of SHA-1 kept: 64 bits
+
+
+def row_key_columns(spec: Pipeline) -> list[str]:
+    """The columns a computed row key is made of: every declared column but the target and the key, by name."""
+    return sorted(c for c in spec.columns if c not in (spec.target.column, spec.source.computed_key))
+
+
+def canonical_text(series: "pd.Series", logical: str) -> "pd.Series":
+    """One value's text form for the row key, independent of the dtype the reader chose: whole numbers without a
+    decimal point (1 and 1.0 alike, so an integer column read with nulls keeps its keys), other numbers as Python's
+    shortest repr, times as UTC `YYYY-MM-DDTHH:MM:SS.ffffff`, booleans True/False, anything else as str(); null as
+    the record separator `\x1e` (a NUL would be lost in numpy text arrays)."""
+    import numpy as np
+    import pandas as pd
+    from pandas.api import types as pt
+
+    present = series.notna()
+    dtype = series.dtype
+    if pt.is_bool_dtype(dtype):
+        text = series.astype(object).map(str)
+    elif pt.is_numeric_dtype(dtype):
+        values = series.astype("float64")
+        whole = present & np.isfinite(values) & ((values % 1) == 0) & (values.abs() < 2**53)
+        text = values.map(repr).astype(object)
+        text[whole] = values[whole].astype("int64").map(str)
+    elif pt.is_datetime64_any_dtype(dtype) or logical in ("timestamp", "date"):
+        times = pd.to_datetime(series, utc=True, errors="coerce", format="mixed") if not pt.is_datetime64_any_dtype(dtype) else series
+        if isinstance(times.dtype, pd.DatetimeTZDtype):
+            times = times.dt.tz_convert("UTC").dt.tz_localize(None)
+        text = times.dt.strftime("%Y-%m-%dT%H:%M:%S.%f").astype(object)
+        text[times.isna() & present] = series[times.isna() & present].map(str)
+    else:
+        text = series.astype(object).map(str)
+    return text.where(present, "\x1e").astype(object)
+
+
+def add_row_key(spec: Pipeline, frame: "pd.DataFrame") -> "pd.DataFrame":
+    """With `source.row_key: hash`, add the key column: SHA-1 of the row's canonical values (row_key_columns, joined
+    by the unit separator \x1f), first ROW_KEY_DIGITS hex digits; the n-th repeat of an identical row in the same
+    read gets `-n` appended, so keys stay unique. Deterministic: the same row gets the same key at training and at
+    scoring, whatever the run, process or dtype the file was read with. Without row_key the frame is returned as is."""
+    import pandas as pd
+
+    column = spec.source.computed_key
+    if column is None:
+        return frame
+    parts = [canonical_text(frame[c], spec.columns[c].type) for c in row_key_columns(spec) if c in frame.columns]
+    if parts:
+        joined = parts[0].str.cat(parts[1:], sep="\x1f") if len(parts) > 1 else parts[0]
+    else:
+        joined = pd.Series([""] * len(frame), index=frame.index, dtype=object)
+    digests = pd.Series([hashlib.sha1(text.encode("utf-8")).hexdigest()[:ROW_KEY_DIGITS] for text in joined],
+                        index=frame.index, dtype=object)
+    repeat = digests.groupby(digests, sort=False).cumcount()
+    keys = digests.where(repeat == 0, digests + "-" + repeat.astype(str))
+    return frame.assign(**{column: keys.astype("str")})
+
+
+@contextlib.contextmanager
+def detail_kept(run_dir: str | None) -> Iterator[None]:
+    """An IngestError whose message had to leave something out gets its full text written to
+    `{run_dir}/ingest/failure.txt`, and names it (best effort: never hides the failure itself)."""
+    try:
+        yield
+    except IngestError as exc:
+        if run_dir and exc.truncated and exc.detail_at is None:
+            uri = f"{run_dir.rstrip('/')}/ingest/failure.txt"
+            try:
+                loc = storage.locate(uri)
+                loc.fs.create_dir(loc.path.rsplit("/", 1)[0], recursive=True)
+                with loc.fs.open_output_stream(loc.path) as out:
+                    out.write(exc.detail.encode("utf-8"))
+                exc.with_detail_at(uri)
+                exc.args = (errors.bounded(f"{exc.full_message} (full text: {uri})"),)
+            except Exception as write_exc:  # noqa: BLE001 - reporting must not mask the data failure
+                log.warning("could not write the full ingest failure text to %s: %s", uri, write_exc)
+        raise
 
 
 def data_hash(frame: "pd.DataFrame") -> str:
@@ -289,8 +443,9 @@ def ingest_training(spec: Pipeline, interval_end: datetime, run_dir: str, window
     """Read the training window, enforce the minimum row count, snapshot it; return a small summary."""
     window = training_window(spec, interval_end, window_end)
     file_rows: list = []
-    rows, names = read_rows(spec, window if spec.source.event_time else None, with_target=True, require_all=False,
-                            file_rows=file_rows)
+    with detail_kept(run_dir):
+        rows, names = read_rows(spec, window if spec.source.event_time else None, with_target=True, require_all=False,
+                                file_rows=file_rows)
     if len(rows) < spec.training.min_rows:
         raise IngestError(
             f"{describe_files(names) if names else spec.source.location}: the training window "

@@ -57,7 +57,7 @@ def read_scoring_rows(spec: Pipeline, window: ingest.Window, file_rows: list | N
         frames.append(rows.assign(**{PARTITION_COLUMN: day}))
         names += read
         labels.append(ingest.describe_files(read))
-    ingest.check_types_agree(frames, labels)  # one day's CSV with text where the others have numbers
+    ingest.check_types_agree(frames, labels, spec)  # one day's CSV with text where the others have numbers
     return pd.concat(frames, ignore_index=True), names
 
 
@@ -68,7 +68,8 @@ def ingest_scoring(spec: Pipeline, interval_start: datetime, interval_end: datet
 
     window = scoring_window(interval_start, interval_end)
     file_rows: list = []  # [file, rows] in snapshot order: validation names the file behind a bad row
-    rows, names = read_scoring_rows(spec, window, file_rows)
+    with ingest.detail_kept(run_dir):
+        rows, names = read_scoring_rows(spec, window, file_rows)
     if len(rows) < spec.scoring.min_rows:
         raise ingest.IngestError(
             f"{ingest.describe_files(names)}: {len(rows)} rows to score in [{window.start:%Y-%m-%d}, {window.end:%Y-%m-%d}); "

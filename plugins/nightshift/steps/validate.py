@@ -31,6 +31,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from nightshift.reporting.formatting import bounds
+from nightshift.spec import errors
+
 if TYPE_CHECKING:
     import pandas as pd
 
@@ -72,17 +75,46 @@ TYPE_WORDS = {
 }
 
 
-class ValidationFailed(Exception):
-    """Raised when data breaks the spec; str() lists every failure in plain words."""
+class ValidationFailed(errors.ReportedFailure):
+    """Raised when data breaks the spec; str() lists the failures in plain words, at most `errors.MAX_MESSAGE`
+    characters: each example value is cut to errors.MAX_VALUE characters, each line is bounded, and lines that do
+    not fit are counted. `.failures` keeps every line; `.detail` (written to the run folder, named by `detail_at`)
+    keeps every line and every example uncut."""
 
-    def __init__(self, failures: list[str], docs_dir: str | None = None, summary: dict | None = None):
+    def __init__(self, failures: list[str], docs_dir: str | None = None, summary: dict | None = None,
+                 detail_at: str | None = None):
         self.failures = list(failures)
         self.docs_dir = docs_dir
         self.summary = summary or {}
-        lines = [f"{len(self.failures)} data check(s) failed:", *(f"  - {line}" for line in self.failures)]
-        if docs_dir:
-            lines.append(f"Data Docs: {Path(docs_dir) / 'index.html'}")
-        super().__init__("\n".join(lines))
+        detail = "\n".join([self._head(), *(f"  - {line}" for line in self.failures), *self._tail(None)])
+        super().__init__(self._fit(detail_at), detail=detail, detail_at=detail_at)
+
+    def _head(self) -> str:
+        return f"{len(self.failures)} data check(s) failed:"
+
+    def _tail(self, detail_at: str | None) -> list[str]:
+        tail = [f"Data Docs: {Path(self.docs_dir) / 'index.html'}"] if self.docs_dir else []
+        return tail + ([f"Full text, values uncut: {detail_at}"] if detail_at else [])
+
+    def _fit(self, detail_at: str | None) -> str:
+        """The header, as many failure lines as fit in errors.MAX_MESSAGE (each bounded too), then the tail."""
+        head, tail = self._head(), [errors.clip(t, 400) for t in self._tail(detail_at)]
+        lines = [f"  - {errors.bounded(line, errors.MAX_MESSAGE // 4)}" for line in self.failures]
+        kept: list[str] = []
+        for i, line in enumerate(lines):
+            rest = len(lines) - i - 1
+            more = [f"  … and {rest} more"] if rest else []
+            if len("\n".join([head, *kept, line, *more, *tail])) > errors.MAX_MESSAGE:
+                kept.append(f"  … and {len(lines) - i} more")
+                break
+            kept.append(line)
+        return errors.bounded("\n".join([head, *kept, *tail]))
+
+    def with_detail_at(self, uri: str) -> "ValidationFailed":
+        self.detail_at = uri
+        self.full_message = self._fit(uri)
+        self.args = (self.full_message,)
+        return self
 
 
 @dataclass
@@ -111,6 +143,7 @@ def validate_frame(
     source: str,
     docs_dir: str | Path | None = None,
     files: list | None = None,
+    run_dir: str | None = None,
 ) -> dict:
     """Validate df against the suite built from the spec. Returns a small JSON-able summary
     {"success": True, "evaluated": n_expectations, "rows": len(df), "docs_dir": str|None, "results": [ {expectation, column, success, unexpected_count, ...} ]}.
@@ -122,6 +155,10 @@ def validate_frame(
 
     `files` (`[file, rows]` per source file, in df's row order, as ingest records them) lets a failure
     name the file(s) holding the offending rows instead of the whole source.
+
+    On failure the full list (every line, every example uncut) is written to `{run_dir}/validate/failures.txt`
+    when `run_dir` is given, else to `failures.txt` in `docs_dir` (uploaded with the Data Docs); the message,
+    bounded to errors.MAX_MESSAGE characters, names that file when it had to leave something out.
     """
     _quiet_gx()
     import great_expectations as gx
@@ -182,9 +219,9 @@ def validate_frame(
     reported = []
     for result in suite_result.results:
         index = int((result.expectation_config.meta or {})["nightshift_rule"])
-        reported.append((index, *_report(plan.rules[index], result, rows, _located(source, result, files))))
+        reported.append((index, *_report(plan.rules[index], result, rows, _located(source, result, files)), result))
     reported.sort(key=lambda item: item[0])  # suite order: table shape, then column by column
-    for _, entry, lines in reported:
+    for _, entry, lines, _result in reported:
         results.append(entry)
         failures.extend(lines)
 
@@ -204,8 +241,42 @@ def validate_frame(
         f"; Data Docs in {docs_path}" if docs_path else "",
     )
     if failures:
-        raise ValidationFailed(failures, docs_path, summary)
+        failed = ValidationFailed(failures, docs_path, summary)
+        raise _detail_kept(failed, _full_lines(failures, reported), run_dir, docs_path)
     return summary
+
+
+def _full_lines(failures: list[str], reported: list) -> str:
+    """Every failed rule's example values uncut (the message shows each cut to errors.MAX_VALUE characters)."""
+    out = ["example values of each failed rule, uncut:"]
+    for _, entry, lines, result in reported:
+        if lines:
+            values = [_jsonable(v) for v in (result.result or {}).get("partial_unexpected_list") or []]
+            out.append(f"- column {entry.get('column')!r}: {entry.get('rule')}: {values!r}")
+    return "\n".join(out)
+
+
+def _detail_kept(failed: ValidationFailed, full: str, run_dir: str | None, docs_path: str | None) -> ValidationFailed:
+    """Write the full text beside the run (best effort: a failure to write never hides the data failure)."""
+    failed.detail = f"{failed.detail}\n\n{full}" if full not in failed.detail else failed.detail
+    try:
+        if run_dir:
+            from nightshift.io import storage
+
+            uri = f"{run_dir.rstrip('/')}/validate/failures.txt"
+            loc = storage.locate(uri)
+            loc.fs.create_dir(loc.path.rsplit("/", 1)[0], recursive=True)
+            with loc.fs.open_output_stream(loc.path) as out:
+                out.write(failed.detail.encode("utf-8"))
+        elif docs_path:
+            uri = str(Path(docs_path) / "failures.txt")
+            Path(uri).write_text(failed.detail, encoding="utf-8")
+        else:
+            return failed
+    except Exception as exc:  # noqa: BLE001 - reporting must not mask the validation failure
+        log.warning("could not write the full validation failure text: %s", exc)
+        return failed
+    return failed.with_detail_at(uri)
 
 
 def expectation_class(name: str) -> type:
@@ -282,12 +353,13 @@ def _plan(df: pd.DataFrame, spec: Pipeline, *, include_target: bool) -> _Plan:
             value_rules.append(
                 (
                     E.ExpectColumnValuesToBeBetween(column=name, min_value=col.min, max_value=col.max),
-                    f"values must be between {_num(col.min)} and {_num(col.max)}",
+                    f"values must be {bounds(col.min, col.max)}",
                 )
             )
         if col.values is not None:
+            allowed_values = [category_value(v) for v in col.values] if col.type == "category" else list(col.values)
             value_rules.append(
-                (E.ExpectColumnValuesToBeInSet(column=name, value_set=list(col.values)), f"values must be one of {_short_list(col.values)}")
+                (E.ExpectColumnValuesToBeInSet(column=name, value_set=allowed_values), f"values must be one of {_short_list(col.values)}")
             )
         if col.max_length is not None:
             value_rules.append(
@@ -376,6 +448,8 @@ def _normalise(series: pd.Series, logical: str) -> tuple[pd.Series, bool, str | 
     from pandas.api import types as pt
 
     dtype = series.dtype
+    if logical == "category" and (pt.is_numeric_dtype(dtype) or pt.is_bool_dtype(dtype) or isinstance(dtype, pd.CategoricalDtype)):
+        return category_text(series), True, None  # integer codes (or bools) as text; the spec's values are compared as text
     if logical in ("string", "category"):
         if isinstance(dtype, pd.CategoricalDtype) or pt.is_string_dtype(dtype) or dtype == object:
             # Object view: GX checks each non-null value is a str (it cannot match dtype "str").
@@ -416,6 +490,37 @@ def _normalise(series: pd.Series, logical: str) -> tuple[pd.Series, bool, str | 
         examples = _examples(list(dict.fromkeys(fractional.tolist())))
         return series, False, f"dtype is {dtype} with {len(fractional)} non-whole value(s), e.g. {examples}"
     return series, True, None
+
+
+def category_value(value: Any) -> Any:
+    """A category as text: `1`, `1.0` and `"1"` alike are "1", True is "True", other numbers their repr; text stays."""
+    if value is None or isinstance(value, str):
+        return value
+    item = getattr(value, "item", None)
+    if callable(item) and type(value) not in (bool, int, float):  # numpy scalars as Python values
+        value = item()
+    if isinstance(value, bool):
+        return str(value)
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        return str(int(value)) if value.is_integer() and abs(value) < 2**53 else repr(float(value))
+    return str(value)
+
+
+def category_text(series: pd.Series) -> pd.Series:
+    """A category column as an object column of text (None for nulls), whatever dtype the reader chose: integer codes
+    read as int64, as float64 (nulls in a CSV) or as a pandas categorical compare equal to the spec's `values`."""
+    import pandas as pd
+    from pandas.api import types as pt
+
+    if pt.is_numeric_dtype(series.dtype) and not pt.is_bool_dtype(series.dtype):
+        from nightshift.steps.ingest import canonical_text
+
+        text = canonical_text(series, "category")
+    else:
+        text = series.astype(object).map(category_value, na_action="ignore")
+    return pd.Series(text.where(series.notna(), None), index=series.index, name=series.name, dtype=object)
 
 
 def _non_matching(series: pd.Series, what: str) -> str:
@@ -486,7 +591,7 @@ def _report(rule: _Rule, result: Any, rows: int, source: str) -> tuple[dict, lis
         f"{source}: columns {', '.join(repr(c) for c in rule.column.split(', '))}" if rule.column else f"{source}: table"
     )
     if error:
-        return entry, [f"{where}: {rule.words} — could not be evaluated: {error}"]
+        return entry, [f"{where}: {rule.words} — could not be evaluated: {errors.clip(error, 300)}"]
     if rule.kind == "table":
         mismatched = (res.get("details") or {}).get("mismatched") or {}
         extra = mismatched.get("unexpected") or []
@@ -503,13 +608,13 @@ def _report(rule: _Rule, result: Any, rows: int, source: str) -> tuple[dict, lis
         if count:  # object column: GX checked value by value
             return entry, [f"{where}: {rule.words} — {_count_words(count, rows, res)}"]
         observed = res.get("observed_value")
-        detail = rule.detail or (f"observed {observed}" if observed is not None else "type check failed")
+        detail = rule.detail or (f"observed {errors.show(observed)}" if observed is not None else "type check failed")
         return entry, [f"{where}: {rule.words} — {detail}"]
     count = res.get("unexpected_count")
     if count is not None:
         return entry, [f"{where}: {rule.words} — {_count_words(count, rows, res)}"]
     observed = res.get("observed_value")
-    return entry, [f"{where}: {rule.words} — observed {_jsonable(observed)!r}"]
+    return entry, [f"{where}: {rule.words} — observed {errors.show(_jsonable(observed))}"]
 
 
 def _count_words(count: int, rows: int, res: dict) -> str:
@@ -522,7 +627,8 @@ def _count_words(count: int, rows: int, res: dict) -> str:
 
 
 def _examples(values: list) -> str:
-    return repr([_jsonable(v) for v in values[:EXAMPLES_SHOWN]])
+    """The first EXAMPLES_SHOWN values, each cut to errors.MAX_VALUE characters."""
+    return errors.examples([_jsonable(v) for v in values[:EXAMPLES_SHOWN]], EXAMPLES_SHOWN)
 
 
 def _unique(values: list):
@@ -576,14 +682,8 @@ def _jsonable(value: Any) -> Any:
     return str(value)
 
 
-def _num(value: float | None) -> str:
-    if value is None:
-        return "None"
-    return str(int(value)) if float(value).is_integer() else repr(value)
-
-
 def _short_list(values: list, limit: int = 12) -> str:
-    shown = ", ".join(repr(v) for v in values[:limit])
+    shown = ", ".join(errors.show(v) for v in values[:limit])
     return f"[{shown}{', ...' if len(values) > limit else ''}]"
 
 
