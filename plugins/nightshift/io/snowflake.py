@@ -122,6 +122,17 @@ def source_sql(spec: "Pipeline") -> str:
             f"WHERE {event_time} >= %(interval_start)s AND {event_time} < %(interval_end)s")
 
 
+def count_source_rows(spec: "Pipeline", start: datetime, end: datetime) -> int:
+    """How many source rows [start, end) holds (the late-data sensor's question), counted in Snowflake."""
+    conn = connect(spec.source.snowflake.conn_id)
+    try:
+        cursor = conn.cursor()
+        cursor.execute(f"SELECT COUNT(*) FROM ({source_sql(spec)})", {"interval_start": start, "interval_end": end})
+        return int(cursor.fetchone()[0])
+    finally:
+        conn.close()
+
+
 def read_source(spec: "Pipeline", start: datetime, end: datetime, *, with_target: bool) -> "pd.DataFrame":
     """The rows of [start, end) with the spec's column names (Snowflake returns them upper-case)."""
     import pandas as pd

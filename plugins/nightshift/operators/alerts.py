@@ -46,3 +46,11 @@ def notify(spec: Pipeline, context: Any, summary: dict) -> str:
         notifier({**dict(context or {}), "drift": summary, "drift_message": message})
         log.info("drift alert sent with %s", config.notifier)
     return message
+
+
+def send(spec: Pipeline, context: Any, message: str) -> None:
+    """Any other alert (e.g. data that never landed): the task log, and the spec's notifier when it names one."""
+    log.warning("ALERT %s: %s", spec.name, message)
+    config = spec.monitoring.notify
+    if config.notifier:
+        notifier_class(config.notifier)(**config.kwargs)({**dict(context or {}), "alert_message": message, "drift_message": message})

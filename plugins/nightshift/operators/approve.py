@@ -13,7 +13,7 @@ from airflow.providers.standard.operators.hitl import HITLOperator
 
 from nightshift.operators.base import NightshiftOperator, fail_fast
 from nightshift.operators.promote import card_data
-from nightshift.spec import Pipeline, find_spec
+from nightshift.spec import Pipeline
 
 from nightshift.steps.approve import APPROVE, REJECT  # light at import: heavy libraries load inside functions
 
@@ -34,7 +34,12 @@ class PromotionApproval(HITLOperator):
         promotion, evaluation, ingested = (ti.xcom_pull(task_ids=t) for t in ("promote", "evaluate", "ingest"))
         if not (promotion or {}).get("awaiting_approval"):
             raise AirflowSkipException("nothing to approve: a gate failed, or this is a dry run")
-        spec = self.pipeline if isinstance(self.pipeline, Pipeline) else find_spec(self.pipeline)
+        if isinstance(self.pipeline, Pipeline):
+            spec = self.pipeline
+        else:
+            from nightshift.steps.run_spec import run_spec
+
+            spec = run_spec(self.pipeline, context["dag_run"].dag_id, context["run_id"])
         with fail_fast():
             self.subject, self.body = approve.request(spec, promotion, evaluation, ingested["mlflow_run_id"])
         return super().execute(context)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from datetime import date, datetime
+from datetime import date, datetime, timedelta, timezone
 from typing import Any
 
 from airflow.sdk import BaseOperator
@@ -56,11 +56,13 @@ def param_date(context: Any, name: str) -> date | None:
 
 
 def interval(context: Any) -> tuple[datetime, datetime]:
-    """The run's data interval; runs without one (API or asset triggers) use [run_after, run_after]."""
+    """The run's data interval. Runs without one (API triggers without a logical date, asset-triggered
+    runs) cover the latest complete UTC day before they were triggered: [midnight - 1 day, midnight)."""
     start, end = context.get("data_interval_start"), context.get("data_interval_end")
     if start is None or end is None:
         moment = context["dag_run"].run_after
-        return moment, moment
+        midnight = datetime(moment.year, moment.month, moment.day, tzinfo=timezone.utc)
+        return midnight - timedelta(days=1), midnight
     return start, end
 
 
@@ -77,14 +79,23 @@ class NightshiftOperator(BaseOperator):
     def __init__(self, *, pipeline: str | Pipeline, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.pipeline = pipeline
+        self._run_spec: Pipeline | None = None
 
     @property
     def spec(self) -> Pipeline:
-        """The spec this task runs for (a name is resolved from the specs folder)."""
-        return self.pipeline if isinstance(self.pipeline, Pipeline) else find_spec(self.pipeline)
+        """The spec this task runs for: the run's pinned copy while executing, else resolved by name."""
+        if isinstance(self.pipeline, Pipeline):
+            return self.pipeline
+        return self._run_spec or find_spec(self.pipeline)
 
     def execute(self, context: Any) -> Any:
         with fail_fast():
+            if not isinstance(self.pipeline, Pipeline):
+                from nightshift.steps.run_spec import run_spec
+
+                dag_run = context.get("dag_run")
+                dag_id = getattr(dag_run, "dag_id", None) or self.dag_id
+                self._run_spec = run_spec(self.pipeline, dag_id, run_id(context))
             return self.run_step(context)
 
     def run_step(self, context: Any) -> Any:  # pragma: no cover - every operator overrides it

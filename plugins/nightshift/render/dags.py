@@ -25,6 +25,7 @@ from nightshift.operators.score import PlanShardsOperator, ResolveModelOperator,
 from nightshift.operators.spec_error import SpecErrorOperator
 from nightshift.operators.train import TrainOperator
 from nightshift.operators.validate import ValidateOperator
+from nightshift.operators.wait import DataLandedSensor
 from nightshift.render import monitoring
 from nightshift.spec import Pipeline, SpecError, load_all
 
@@ -133,6 +134,11 @@ def train_params() -> dict:
             title="Training window end",
             description="Train on the window ending on this date (YYYY-MM-DD) instead of the run's interval end.",
         ),
+        "promote_backfill": Param(
+            False, type="boolean", title="Promote a backfill",
+            description="A run whose window ends before the current champion's is a backfill: it is registered and tagged, "
+            "but moves `champion` only when this is set and every gate passes.",
+        ),
     }
 
 
@@ -170,7 +176,7 @@ Reruns and backfills replace a date's rows; they never duplicate them.
 
 
 def build_score_dag(spec: Pipeline) -> DAG:
-    """`<name>_score`: resolve_model → ingest → validate → plan_shards → score ×N → publish → monitor → summary."""
+    """`<name>_score`: resolve_model → wait_for_data → ingest → validate → plan_shards → score ×N → publish → monitor → summary."""
 
     with DAG(
         dag_id=spec.score_dag_id,
@@ -183,8 +189,9 @@ def build_score_dag(spec: Pipeline) -> DAG:
     ) as dag:
         name = spec.name
         model_ref = ResolveModelOperator(task_id="resolve_model", pipeline=name)
+        landed = DataLandedSensor(task_id="wait_for_data", pipeline=name, wait=spec.source.wait)
         ingested = IngestScoringOperator(task_id="ingest", pipeline=name)
-        model_ref >> ingested
+        model_ref >> landed >> ingested
         validated = ValidateOperator(task_id="validate", pipeline=name, ingested=ingested.output, include_target=False)
         plan = PlanShardsOperator(task_id="plan_shards", pipeline=name, ingested=ingested.output, validated=validated.output)
         scored = ScoreShardOperator.partial(task_id="score", pipeline=name, ingested=ingested.output,

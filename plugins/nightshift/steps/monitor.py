@@ -420,20 +420,22 @@ def publish_rows(spec: Pipeline, rows: list[dict], dates: list[date]) -> int:
         return get_warehouse(spec.scoring.warehouse_conn_id).publish(monitoring_table(spec), schema, [path], spec.name, dates, len(rows))
 
 
-def save_reports(spec: Pipeline, by_date: dict, reference: dict, model_ref: dict, run_dir: str) -> str:
-    """One report per date in the run folder and in the model version's MLflow run."""
-    client = tracking.client()
+def save_reports(spec: Pipeline, by_date: dict, reference: dict, model_ref: dict, run_dir: str, to_mlflow: bool = True) -> str:
+    """One report per date in the run folder and (unless a dry run) in the model version's MLflow run."""
+    client = tracking.client() if to_mlflow else None
     with tempfile.TemporaryDirectory() as tmp:
         for day, results in by_date.items():
             local = render_report(spec, day, results, reference, model_ref, Path(tmp) / day.isoformat())
             storage.put_dir(local.parent, f"{run_dir}/monitor/{day.isoformat()}")
-            client.log_artifacts(model_ref["mlflow_run_id"], str(local.parent), f"monitoring/{day.isoformat()}")
+            if client is not None:  # a dry run must not overwrite the real report of that date in the model's run
+                client.log_artifacts(model_ref["mlflow_run_id"], str(local.parent), f"monitoring/{day.isoformat()}")
     return f"{run_dir}/monitor"
 
 
 def monitor(spec: Pipeline, ingested: dict, shards: list[dict], model_ref: dict, dag_run_id: str, monitored_at: datetime,
             write: bool = True) -> dict:
-    """Compare, report, and (unless `write` is off, as in dry runs) replace the dates' monitoring rows."""
+    """Compare, report, and (unless `write` is off, as in dry runs) replace the dates' monitoring rows and
+    log the reports to the model's MLflow run; a dry run keeps its reports in its own run folder only."""
     dates = [date.fromisoformat(d) for d in ingested["partition_dates"]]
     reference = profiles.load_reference(model_ref["mlflow_run_id"])
     if reference is None:
@@ -442,7 +444,7 @@ def monitor(spec: Pipeline, ingested: dict, shards: list[dict], model_ref: dict,
     by_date = compare_dates(spec, reference, snapshot, scores, dates)
     rows = table_rows(spec, by_date, model_ref, dag_run_id, monitored_at)
     written = publish_rows(spec, rows, dates) if write else 0
-    summary = {**summarize(spec, by_date, model_ref), "report": save_reports(spec, by_date, reference, model_ref, ingested["run_dir"]),
+    summary = {**summarize(spec, by_date, model_ref), "report": save_reports(spec, by_date, reference, model_ref, ingested["run_dir"], to_mlflow=write),
                "rows_written": written, "table": monitoring_table(spec)}
     log.info("drift %s for %s: %d monitoring rows; flagged %s", summary["verdict"], summary["partition_dates"], written, summary["flagged"])
     return summary
