@@ -239,3 +239,27 @@ def test_cli_in_a_fresh_shell_scores_exactly_the_day_named(tmp_path):
     assert not (home / "airflow").exists() and (tmp_path / "local" / "airflow" / "airflow.db").exists()
     assert list((tmp_path / "local" / "logs" / "cli").glob("credit_default_score-2026-02-03.log"))
     shutil.rmtree(tmp_path / "local" / "artifacts", ignore_errors=True)
+
+
+def test_anything_airflow_raises_while_building_one_spec_becomes_that_specs_placeholder(tmp_path, monkeypatch):
+    """The loader passed both specs; Airflow refuses one's timetable: that spec alone becomes invalid_spec__<file>."""
+    from airflow.sdk.exceptions import AirflowTimetableInvalid
+
+    from nightshift.render import dags, render_pipelines
+
+    folder = tmp_path / "pipelines"
+    write_spec(folder)
+    odd = yaml.safe_load(SPEC.read_text())
+    odd["name"], odd["schedule"]["score"] = "credit_copy", "7 4 * * 3"
+    (folder / "credit_copy.yaml").write_text(yaml.safe_dump(odd, sort_keys=False))
+    real = dags._timetable
+
+    def picky(cron):
+        if cron == "7 4 * * 3":
+            raise AirflowTimetableInvalid("refused by this Airflow (simulated)")
+        return real(cron)
+
+    monkeypatch.setattr(dags, "_timetable", picky)
+    rendered = render_pipelines(folder)
+    assert sorted(rendered) == ["credit_default_score", "credit_default_train", "invalid_spec__credit_copy"]
+    assert "AirflowTimetableInvalid: refused by this Airflow" in rendered["invalid_spec__credit_copy"].doc_md

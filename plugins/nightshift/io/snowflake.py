@@ -14,7 +14,7 @@ import uuid
 from datetime import date, datetime
 from typing import TYPE_CHECKING
 
-from nightshift.io.sql import identifier, sql_type, with_backoff
+from nightshift.io.sql import evolution_sql, identifier, sql_type, with_backoff
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -30,12 +30,44 @@ def qualified_name(name: str) -> str:
     return ".".join(identifier(part) for part in name.split("."))
 
 
+class AccessDenied(PermissionError):
+    """Snowflake refused the credentials or the role's privileges: retrying would only lock the user out."""
+
+
+# Connector error numbers for refused logins (bad password, key, token, locked or disabled user) and missing grants
+AUTH_ERRNOS = {390100, 390101, 390102, 390103, 390104, 390111, 390113, 390144, 390190, 390191, 390318, 390422, 394304}
+PERMISSION_ERRNOS = {3001, 3041, 2037}
+_REFUSED_WORDS = ("incorrect username or password", "authentication", "jwt token", "user is locked", "user is disabled",
+                  "insufficient privileges", "not authorized")
+
+
+def is_access_denied(exc: BaseException) -> bool:
+    """Authentication and permission errors: deterministic, never retried."""
+    errno = getattr(exc, "errno", None)
+    return errno in AUTH_ERRNOS | PERMISSION_ERRNOS or any(word in str(exc).lower() for word in _REFUSED_WORDS)
+
+
 def connect(conn_id: str, retries: int = 3, wait_seconds: float = 1.0):
-    """A connector connection from the Airflow connection, retried with backoff when refused."""
+    """A connector connection from the Airflow connection, retried with backoff when refused by the network;
+    an authentication or permission refusal fails at once (AccessDenied), so a locked service user stays one attempt."""
     from airflow.providers.snowflake.hooks.snowflake import SnowflakeHook
 
-    return with_backoff(lambda: SnowflakeHook(snowflake_conn_id=conn_id).get_conn(), f"Snowflake connection '{conn_id}'",
-                        retries, wait_seconds, transient=lambda exc: not isinstance(exc, (ValueError, KeyError)))
+    def open_connection():
+        try:
+            return SnowflakeHook(snowflake_conn_id=conn_id).get_conn()
+        except Exception as exc:
+            if is_access_denied(exc):
+                raise AccessDenied(f"Snowflake connection '{conn_id}' was refused: {exc} (authentication or permission; "
+                                   "not retried: check the connection's credentials and role)") from exc
+            raise
+
+    try:
+        return with_backoff(open_connection, f"Snowflake connection '{conn_id}'", retries, wait_seconds,
+                            transient=lambda exc: not isinstance(exc, (ValueError, KeyError, AccessDenied)))
+    except RuntimeError as exc:
+        if isinstance(exc.__cause__, AccessDenied):
+            raise exc.__cause__ from None
+        raise
 
 
 class SnowflakeWarehouse:
@@ -53,14 +85,16 @@ class SnowflakeWarehouse:
 
     def publish(self, table: str, schema: "pa.Schema", files: list[str], model_name: str, dates: list[date], expected_rows: int) -> int:
         name = qualified_name(table)
-        stage = f"{name.rsplit('.', 1)[-1]}__STAGE_{uuid.uuid4().hex[:10].upper()}"
+        stage = f"{name}__STAGE_{uuid.uuid4().hex[:10].upper()}"  # in the target's schema, gone with the session
         columns = ", ".join(identifier(f.name) for f in schema)
         conn = connect(self.conn_id, self.retries, self.wait_seconds)
         try:
             cursor = conn.cursor()
             ddl = ", ".join(f"{identifier(f.name)} {sql_type(f.type, 'snowflake')}" for f in schema)
+            for statement in evolution_sql(name, self._columns(cursor, name), schema, "snowflake"):
+                self._run(cursor, statement)  # DDL commits implicitly in Snowflake: before the data transaction
             self._run(cursor, f"CREATE TABLE IF NOT EXISTS {name} ({ddl})")
-            self._run(cursor, f"CREATE TRANSIENT TABLE {stage} ({ddl})")
+            self._run(cursor, f"CREATE TEMPORARY TABLE {stage} ({ddl})")
             try:
                 self._stage(conn, stage, files)
                 return self._swap(cursor, name, stage, columns, model_name, dates, expected_rows)
@@ -68,6 +102,16 @@ class SnowflakeWarehouse:
                 self._run(cursor, f"DROP TABLE IF EXISTS {stage}")
         finally:
             conn.close()
+
+    def _columns(self, cursor, name: str) -> dict[str, str]:
+        """The table's columns and declared types; {} when it does not exist yet."""
+        parts = name.split(".")
+        where = ["TABLE_NAME = %s"] + (["TABLE_SCHEMA = %s"] if len(parts) > 1 else []) + (["TABLE_CATALOG = %s"] if len(parts) > 2 else [])
+        params = [parts[-1], *reversed(parts[:-1])]
+        catalog = f"{parts[0]}." if len(parts) > 2 else ""
+        rows = self._run(cursor, f"SELECT COLUMN_NAME, DATA_TYPE FROM {catalog}INFORMATION_SCHEMA.COLUMNS WHERE {' AND '.join(where)}",
+                         params).fetchall()
+        return {str(c): str(t) for c, t in rows}
 
     def _stage(self, conn, stage: str, files: list[str]) -> None:
         """Load each shard file into the staging table (one shard in memory at a time)."""
@@ -78,7 +122,10 @@ class SnowflakeWarehouse:
             frame = pq.read_table(path).to_pandas()
             if frame.empty:
                 continue
-            ok, _, rows, _ = write_pandas(conn, frame, stage, quote_identifiers=False, use_logical_type=True, auto_create_table=False)
+            *where, table = stage.split(".")
+            location = dict(zip(("schema", "database"), reversed(where)))
+            ok, _, rows, _ = write_pandas(conn, frame, table, quote_identifiers=False, use_logical_type=True, auto_create_table=False,
+                                          table_type="temporary", **location)
             if not ok or rows != len(frame):
                 raise RuntimeError(f"staging {path} into {stage} loaded {rows} of {len(frame)} rows")
 

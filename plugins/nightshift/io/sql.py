@@ -64,3 +64,44 @@ def with_backoff(func: Callable[[], T], what: str, retries: int, wait_seconds: f
             log.warning("%s unavailable (%s); retrying in %.1fs", what, exc, wait)
             time.sleep(wait)
     raise AssertionError("unreachable")
+
+
+# --- output schema evolution ----------------------------------------------------------------------
+
+class SchemaMismatch(ValueError):
+    """An existing warehouse column has another type than the pipeline now writes: a person must decide."""
+
+
+_FAMILIES = (("TIMESTAMP_TZ", "timestamp_tz"), ("TIMESTAMP WITH TIME ZONE", "timestamp_tz"), ("TIMESTAMPTZ", "timestamp_tz"),
+             ("TIMESTAMP", "timestamp"), ("DATE", "date"), ("BOOL", "boolean"), ("NUMBER", "integer"), ("DECIMAL", "integer"),
+             ("INT", "integer"), ("FLOAT", "float"), ("DOUBLE", "float"), ("REAL", "float"), ("VARCHAR", "text"), ("CHAR", "text"), ("TEXT", "text"),
+             ("STRING", "text"))
+
+
+def type_family(declared: str) -> str:
+    """The kind of a declared column type, whatever the dialect spells it (NUMBER(38,0), BIGINT, VARCHAR(16777216) ...)."""
+    upper = str(declared).upper()
+    if upper.startswith(("NUMBER", "DECIMAL", "NUMERIC")) and "," in upper and not upper.replace(" ", "").endswith(",0)"):
+        return "float"
+    return next((family for prefix, family in _FAMILIES if upper.startswith(prefix)), upper)
+
+
+def evolution_sql(table: str, existing: dict[str, str], schema: "pa.Schema", dialect: str) -> list[str]:
+    """`ALTER TABLE ... ADD COLUMN` for output columns the table lacks; a changed type fails naming the column and the fix.
+
+    `existing` maps the table's column names (any case) to their declared types; an empty mapping means
+    the table does not exist yet (CREATE TABLE handles it)."""
+    if not existing:
+        return []
+    have = {name.upper(): kind for name, kind in existing.items()}
+    statements = []
+    for field in schema:
+        column, wanted = identifier(field.name), sql_type(field.type, dialect)
+        if column not in have:
+            statements.append(f"ALTER TABLE {table} ADD COLUMN {column} {wanted}")
+        elif type_family(have[column]) != type_family(wanted):
+            raise SchemaMismatch(
+                f"{table}.{column} is {have[column]} in the warehouse but the pipeline now writes {wanted}: "
+                f"migrate the column yourself (e.g. ALTER TABLE {table} ALTER COLUMN {column} ... or a new column) "
+                f"or point scoring.output_table at a new table; nothing was published")
+    return statements

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 from nightshift import config
-from nightshift.io.sql import create_table_sql, identifier, sql_type, with_backoff  # noqa: F401 - re-exported
+from nightshift.io.sql import create_table_sql, evolution_sql, identifier, sql_type, with_backoff  # noqa: F401 - re-exported
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -56,6 +56,11 @@ class DuckDBWarehouse:
         name = identifier(table)
         columns = ", ".join(identifier(f.name) for f in schema)
         with self.connect() as con:
+            existing = dict(con.execute("SELECT column_name, data_type FROM information_schema.columns WHERE table_name = ?",
+                                        [name]).fetchall())
+            for statement in evolution_sql(name, existing, schema, "duckdb"):  # new output columns, before any data moves
+                log.info("%s", statement)
+                con.execute(statement)
             con.execute(create_table_sql(name, schema))  # DDL first: the transaction below is data only
             con.execute("BEGIN TRANSACTION")
             try:

@@ -24,11 +24,16 @@ log = logging.getLogger(__name__)
 
 
 def deterministic_errors() -> tuple[type[BaseException], ...]:
-    """Exception types that no retry can fix; imported lazily so parsing a DAG stays light."""
+    """Exception types that no retry can fix (see README "Which failures are retried"); imported lazily so
+    parsing a DAG stays light. Everything else is an outage that Airflow retries with backoff."""
+    from nightshift.io.snowflake import AccessDenied
+    from nightshift.io.sql import SchemaMismatch
+    from nightshift.io.storage import OutsideRoots
     from nightshift.spec import SpecError
     from nightshift.steps import ingest, score, validate
 
-    return (SpecError, ingest.IngestError, validate.ValidationFailed, score.ModelNotFound)
+    return (SpecError, ingest.IngestError, validate.ValidationFailed, score.ModelNotFound, SchemaMismatch, AccessDenied,
+            OutsideRoots)
 
 
 @contextmanager

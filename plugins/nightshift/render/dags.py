@@ -256,7 +256,8 @@ def _spec_dags(path: Path, spec: Pipeline) -> list[DAG]:
         return [build_train_dag(spec), build_score_dag(spec)]
     except Exception as exc:  # noqa: BLE001 - anything Airflow raises for one spec must not hide the others
         log.warning("spec %s could not be rendered: %s", path, exc)
-        return [broken_spec_dag(path, SpecError(f"{path}: Airflow could not build its DAGs: {type(exc).__name__}: {exc}"))]
+        return [broken_spec_dag(path, SpecError(path, [("", f"Airflow could not build its DAGs: {type(exc).__name__}: {exc}")],
+                                                spec.name))]
 
 
 def render_pipelines(folder: str | Path | None = None) -> dict[str, DAG]:
