@@ -23,6 +23,7 @@ class DataLandedSensor(BaseSensorOperator):
     ui_color = "#fff4d6"
 
     def __init__(self, *, pipeline: str | Pipeline, wait: Any = None, **kwargs: Any) -> None:
+        wait = wait if wait is not None else getattr(getattr(pipeline, "source", None), "wait", None)
         if wait is not None:
             kwargs.setdefault("poke_interval", timedelta(minutes=wait.poke_minutes))
             kwargs.setdefault("timeout", timedelta(hours=wait.timeout_hours))
