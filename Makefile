@@ -19,11 +19,12 @@ DEMO_TRAIN_DATE ?= 2026-02-01
 DEMO_SCORE_DATES ?= 2026-02-02 2026-02-03 2026-02-04
 DEMO_DRIFT_DATE ?= 2026-02-11
 
-.PHONY: help install demo test schema settings up down clean
+.PHONY: help install demo test reliability-report schema settings up down clean
 
 help:
 	@echo "make demo   - install, generate sample data, train and score credit_default, print a summary"
-	@echo "make test   - install and run the test suite"
+	@echo "make test   - install and run the test suite (writes no tracked file)"
+	@echo "make reliability-report - run the reliability tier and write docs/reliability.md and the README's table"
 	@echo "make bench  - run the benchmarks (~8 min on 2 idle cores) and write docs/benchmarks.md"
 	@echo "make schema - regenerate include/pipeline.schema.json"
 	@echo "make settings - apply airflow_settings.yaml (connections, pools, variables) to the local Airflow"
@@ -65,6 +66,11 @@ $(CHROMIUM):
 
 test: $(STAMP) $(CHROMIUM)
 	python -m pytest -q
+
+# The only writer of docs/reliability.md and the README's reliability table: the opt-in plugin in
+# tests/reliability/report.py, loaded with -p, writes them after a run of the whole tier (never from `make test`).
+reliability-report: $(STAMP)
+	python -m pytest -q tests/reliability -p tests.reliability.report
 
 # Measurements, not tests: ~8 minutes on 2 idle cores; writes docs/benchmarks.md, raw results and logs in .local/bench/
 .PHONY: bench

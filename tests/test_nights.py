@@ -263,3 +263,20 @@ def test_anything_airflow_raises_while_building_one_spec_becomes_that_specs_plac
     rendered = render_pipelines(folder)
     assert sorted(rendered) == ["credit_default_score", "credit_default_train", "invalid_spec__credit_copy"]
     assert "AirflowTimetableInvalid: refused by this Airflow" in rendered["invalid_spec__credit_copy"].doc_md
+
+
+def test_a_tracking_store_gone_while_the_warehouse_holds_scores_is_an_outage_not_no_champion(night, tmp_path, monkeypatch):
+    from nightshift.io import tracking
+    from nightshift.operators.score import ResolveModelOperator
+
+    harness = night["harness"]
+    run = harness.run_score("credit_default", "nights__store_before", date(2026, 2, 2))
+    assert run.failed is None, run.describe()
+    moved = tmp_path / "elsewhere.db"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{moved}")  # the store "moved away": this file does not exist
+    tracking.client.cache_clear() if hasattr(tracking.client, "cache_clear") else None
+    ctx = harness.context("nights__store_gone", at(date(2026, 2, 3)), at(date(2026, 2, 4)))
+    with pytest.raises(tracking.TrackingStoreMissing) as caught:
+        harness.execute(ResolveModelOperator, "credit_default", ctx)
+    assert str(moved) in str(caught.value) and "no alias" not in str(caught.value)
+    assert not moved.exists()  # not silently recreated empty

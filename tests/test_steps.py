@@ -74,7 +74,7 @@ def _one_day(tmp_path, monkeypatch):
         (lambda d: pd.read_parquet(d / "part-0.parquet").drop(columns=["income"]).to_parquet(d / "part-0.parquet"),
          "column 'income' is missing"),
         (lambda d: pd.read_parquet(d / "part-0.parquet").assign(bonus=1).to_parquet(d / "part-0.parquet"),
-         "column 'bonus' is not declared"),
+         "column 'bonus' (int64) is not declared in schema"),
         (lambda d: pd.read_parquet(d / "part-0.parquet").assign(
             application_date=lambda f: f.application_date.astype(str)).to_parquet(d / "part-0.parquet"),  # naive: source.timezone
          "must be time-zone aware"),
@@ -165,7 +165,7 @@ def test_gates_min_and_non_regression(credit):
     assert [g["passed"] for g in promote.check_gates(credit, _evaluation(0.60, None))] == [False, True]
     assert [g["passed"] for g in promote.check_gates(credit, _evaluation(0.80, 0.805))] == [True, True]  # within -0.01
     worse = promote.check_gates(credit, _evaluation(0.80, 0.83))
-    assert worse[1]["passed"] is False and "improvement over champion -0.0300" in worse[1]["reason"]
+    assert worse[1]["passed"] is False and "roc_auc improvement over the champion (v3) -0.0300; at least -0.0100 required" in worse[1]["reason"]
 
 
 def test_champion_that_cannot_be_evaluated_fails_closed(credit):

@@ -110,8 +110,9 @@ def shift_event_times(frame: pd.DataFrame) -> pd.DataFrame:
     return frame
 
 
-def naive_times(frame: pd.DataFrame) -> pd.DataFrame:
-    return frame.assign(application_date=frame["application_date"].dt.tz_localize(None))
+def text_times(frame: pd.DataFrame) -> pd.DataFrame:
+    """Event times written as text: naive timestamps are read in source.timezone now, text is still refused."""
+    return frame.assign(application_date=frame["application_date"].dt.strftime("%d/%m/%Y %H:%M"))
 
 
 def null_event_time(frame: pd.DataFrame) -> pd.DataFrame:
@@ -203,15 +204,15 @@ CASES = [
          "loan_amount", r"must not be null"),
     Case("score-inf", "credit_default", "score", parquet(at_rows("income", np.inf)), "validate", "income", r"must be finite"),
     Case("score-minus-inf", "credit_default", "score", parquet(at_rows("debt", -np.inf)), "validate", "debt",
-         r"must be finite|between 0"),
+         r"must be finite|≥ 0"),
     Case("score-very-long-string", "credit_default", "score", parquet(at_rows("application_id", "A" * 100_000, rows=(2,))),
          "validate", "application_id", r"at most 64 characters"),
     Case("score-zero-byte-file", "credit_default", "score", zero_bytes, "ingest", None, r"file is empty \(0 bytes\)"),
     Case("score-truncated-parquet", "credit_default", "score", truncate, "ingest", None, r"not a readable parquet file"),
     Case("score-event-time-outside-interval", "credit_default", "score", parquet(shift_event_times), "ingest",
          "application_date", r"2 rows have event times outside partition dt=2026-02-04"),
-    Case("score-timezone-naive", "credit_default", "score", parquet(naive_times), "ingest", "application_date",
-         r"must be time-zone aware"),
+    Case("score-event-time-as-text", "credit_default", "score", parquet(text_times), "ingest", "application_date",
+         r"event times must be time-zone aware timestamps \(got dtype str\)"),
     Case("score-null-event-time", "credit_default", "score", parquet(null_event_time), "ingest", "application_date",
          r"1 rows have no event time"),
     Case("score-missing-partition-folder", "credit_default", "score", remove_folder, "ingest", None,
@@ -235,8 +236,8 @@ CASES = [
          "employment_years", r"between 0 and 70"),
     Case("train-string-in-numeric", "credit_default", "train", TEXT_AGE, "ingest", "age",
          r"is str here but int64 in .*dt=2025-12-13.*: a column must have one type in every file"),
-    Case("train-timezone-naive-partition", "credit_default", "train", parquet(naive_times), "ingest", "application_date",
-         r"must be time-zone aware"),
+    Case("train-event-time-as-text-partition", "credit_default", "train", parquet(text_times), "ingest", "application_date",
+         r"event times must be time-zone aware timestamps \(got dtype str\)"),
     Case("train-truncated-parquet", "credit_default", "train", truncate, "ingest", None, r"not a readable parquet file"),
     Case("train-empty-window", "credit_default", "train", empty_window, "ingest", None, r"holds 0 rows; training\.min_rows is 500"),
     # house_prices training: one CSV
@@ -272,15 +273,15 @@ def prepare(case: Case, world, tmp_path: Path, monkeypatch) -> Path:
     if case.pipeline == "credit_default":
         days = [SCORE_DAY] if case.mode == "score" else TRAIN_DAYS
         root = harness.copy_partitions(world.credit, tmp_path / "credit", days)
-        monkeypatch.setenv("CREDIT_SOURCE_URI", str(root))
+        monkeypatch.setenv("NIGHTSHIFT_CREDIT_SOURCE_URI", str(root))
         return root / f"dt={(SCORE_DAY if case.mode == 'score' else DAMAGED_DAY).isoformat()}" / "part-0.parquet"
     if case.mode == "train":
         target = Path(shutil.copy(world.house_sales, tmp_path / "house_sales.csv"))
-        monkeypatch.setenv("HOUSE_SOURCE_URI", str(target))
+        monkeypatch.setenv("NIGHTSHIFT_HOUSE_SOURCE_URI", str(target))
         return target
     (tmp_path / "listings").mkdir()
     target = Path(shutil.copy(world.listings / f"{SCORE_DAY}.csv", tmp_path / "listings" / f"{SCORE_DAY}.csv"))
-    monkeypatch.setenv("HOUSE_SCORE_URI", f"{tmp_path / 'listings'}/{{ds}}.csv")
+    monkeypatch.setenv("NIGHTSHIFT_HOUSE_SCORE_URI", f"{tmp_path / 'listings'}/{{ds}}.csv")
     return target
 
 
@@ -300,11 +301,6 @@ def assert_stopped_as_expected(case: Case, outcome: harness.Outcome, named: Path
     if case.column:
         assert f"column '{case.column}'" in message, message
     assert re.search(case.rule, message, re.S), f"rule {case.rule!r} not in: {message}"
-
-
-def test_catalogue_is_large_enough():
-    assert len(CASES) >= 25 and len({c.id for c in CASES}) == len(CASES)
-    assert {c.step for c in CASES} == {"ingest", "validate"}
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
@@ -330,6 +326,7 @@ def _states(dag_run) -> dict:
 
 
 CASES_BY_ID = {c.id: c for c in CASES}
+assert len(CASES_BY_ID) == len(CASES), "two bad-input cases share an id"  # checked at collection, not a test
 
 
 @pytest.mark.parametrize("case_id", ["score-unseen-category", "train-null-target"])

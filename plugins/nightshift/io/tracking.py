@@ -26,6 +26,8 @@ from nightshift import config
 from nightshift.spec import errors
 
 if TYPE_CHECKING:
+    from datetime import datetime
+
     from mlflow import MlflowClient
     from mlflow.entities.model_registry import ModelVersion
 
@@ -276,3 +278,119 @@ def load_sklearn_model(model_uri: str) -> Any:
 
     client()
     return mlflow.sklearn.load_model(model_uri)
+
+
+# --- training windows and the champion's history ----------------------------------------------------------
+
+WINDOW_END_TAG = "nightshift.window_end"  # run tag (lineage) and version tag: where the version's data window ends (exclusive)
+FIT_END_TAG = "nightshift.fit_end"  # version tag: no row the model was fitted on is later than this (held-out start, time split)
+BACKFILL_TAG = "nightshift.backfill"
+CHAMPION_SINCE_TAG = "nightshift.champion_since"
+HISTORY_TAG = "nightshift.champion_history"  # registered-model tag: JSON list, oldest first
+# MLflow validates registered-model tag values up to 100,000 characters, but its SQL store keeps them in a
+# String(5000) column (MySQL and PostgreSQL enforce it): the history keeps the newest entries that fit in 5,000.
+HISTORY_MAX_CHARS = 5000
+
+
+def moment(value: Any) -> "datetime | None":
+    """A UTC datetime from an ISO string, date or datetime (naive values are UTC); None for empty or unreadable input."""
+    from datetime import date, datetime, timezone
+
+    if value is None or value == "":
+        return None
+    if isinstance(value, datetime):
+        parsed = value
+    elif isinstance(value, date):
+        parsed = datetime(value.year, value.month, value.day)
+    else:
+        try:
+            parsed = datetime.fromisoformat(str(value))
+        except ValueError:
+            return None
+    return parsed.replace(tzinfo=timezone.utc) if parsed.tzinfo is None else parsed.astimezone(timezone.utc)
+
+
+def version_window(name: str, version: "ModelVersion | str") -> dict:
+    """{"window_end", "fit_end"} of a version (ISO strings or None): its own tags, else its run's lineage tags.
+
+    A version without `nightshift.fit_end` (registered before it existed) counts as fitted up to its window end:
+    the conservative bound."""
+    mlflow_client = client()
+    if isinstance(version, str) or not hasattr(version, "tags"):
+        version = mlflow_client.get_model_version(name, str(version))
+    tags = dict(version.tags or {})
+    window_end = tags.get(WINDOW_END_TAG)
+    if window_end is None and version.run_id:
+        window_end = mlflow_client.get_run(version.run_id).data.tags.get(WINDOW_END_TAG)
+    return {"window_end": window_end, "fit_end": tags.get(FIT_END_TAG) or window_end}
+
+
+def champion_history(name: str) -> list[dict]:
+    """Every recorded move of `champion`, oldest first: version, at, by, via, window_end, previous."""
+    import json
+
+    from mlflow.exceptions import MlflowException
+
+    try:
+        text = client().get_registered_model(name).tags.get(HISTORY_TAG)
+    except MlflowException as exc:
+        if is_missing(exc):
+            return []
+        raise unavailable(exc, f"reading the champion history of {name}") from exc
+    try:
+        entries = json.loads(text) if text else []
+    except ValueError:
+        return []
+    return [e for e in entries if isinstance(e, dict) and "version" in e] if isinstance(entries, list) else []
+
+
+def _fit(entries: list[dict], limit: int = HISTORY_MAX_CHARS) -> str:
+    """The JSON of the newest entries that fit in `limit` characters (the oldest are dropped first)."""
+    import json
+
+    while True:
+        text = json.dumps(entries, separators=(",", ":"), ensure_ascii=False)
+        if len(text) <= limit or not entries:
+            return text
+        entries = entries[1:]
+
+
+def move_champion(name: str, version: str, *, by: str, via: str, window_end: str | None = None) -> dict:
+    """Point `champion` at `version` and record the move (who, when, which version, its window end).
+
+    The history is the registered-model tag `nightshift.champion_history` (newest entries within MLflow's 5,000
+    characters); the version gets `nightshift.champion_since`. A retry that repeats the last move adds no entry."""
+    from datetime import datetime, timezone
+
+    mlflow_client = client()
+    version = str(version)
+    before = champion(name)
+    mlflow_client.set_registered_model_alias(name, CHAMPION, version)
+    if window_end is None:
+        window_end = version_window(name, version)["window_end"]
+    entries = champion_history(name)
+    entry = {"version": version, "at": datetime.now(timezone.utc).isoformat(timespec="seconds"), "by": by, "via": via,
+             "window_end": window_end, "previous": str(before.version) if before is not None else None}
+    if before is not None and str(before.version) == version and entries and str(entries[-1].get("version")) == version:
+        return entries[-1]  # the alias did not move and the history already says so (e.g. a retried task)
+    mlflow_client.set_registered_model_tag(name, HISTORY_TAG, _fit([*entries, entry]))
+    mlflow_client.set_model_version_tag(name, version, CHAMPION_SINCE_TAG, entry["at"])
+    return entry
+
+
+def champion_as_of(name: str, when: Any, current: "ModelVersion | None" = None) -> str | None:
+    """The version that was champion as of data time `when`: the most recent move in the history to a version whose
+    training window ends at or before `when`. A champion set outside Nightshift (no history entry) counts as the
+    latest move. None: no such version (nothing to regress against as of then)."""
+    when = moment(when)
+    current = current if current is not None else champion(name)
+    entries = champion_history(name)
+    if current is not None and (not entries or str(entries[-1].get("version")) != str(current.version)):
+        entries.append({"version": str(current.version), "window_end": version_window(name, current)["window_end"]})
+    if when is None:
+        return str(current.version) if current is not None else None
+    for entry in reversed(entries):
+        end = moment(entry.get("window_end"))
+        if end is not None and end <= when:
+            return str(entry["version"])
+    return None

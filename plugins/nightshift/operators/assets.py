@@ -17,3 +17,9 @@ def drift_asset(pipeline: str) -> Asset:
 
 def scores_asset(pipeline: str) -> Asset:
     return Asset(uri=f"nightshift://{pipeline}/scores", name=f"{pipeline}_scores")
+
+
+def degradation_asset(pipeline: str) -> Asset:
+    """Updated by `performance_event` when realized performance degrades; `<name>_train` is scheduled on it with
+    `monitoring.performance.retrain_on_degradation`."""
+    return Asset(uri=f"nightshift://{pipeline}/degradation", name=f"{pipeline}_degradation")

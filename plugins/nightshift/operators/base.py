@@ -71,6 +71,18 @@ def interval(context: Any) -> tuple[datetime, datetime]:
     return start, end
 
 
+def check_tracking_store(spec: Pipeline) -> None:
+    """An embedded MLflow store that is missing or empty while the warehouse holds this pipeline's scores is an
+    outage (TrackingStoreMissing, retried), never a fresh registry that reports "no champion" or a new version 1."""
+    from nightshift.io import tracking
+    from nightshift.io.warehouse import get_warehouse
+
+    if tracking.store_path() is None:
+        return
+    has_history = bool(get_warehouse(spec.scoring.warehouse_conn_id).rows_per_partition(spec.scoring.output_table, spec.name))
+    tracking.check_store(expect_existing=has_history)
+
+
 class NightshiftOperator(BaseOperator):
     """Base of the pipeline steps' operators.
 

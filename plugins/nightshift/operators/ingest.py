@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from nightshift import config
-from nightshift.operators.base import NightshiftOperator, interval, param_date, run_id
+from nightshift.operators.base import NightshiftOperator, check_tracking_store, interval, param_date, run_id
 from nightshift.operators.lineage import LineageMixin, location_dataset, source_datasets
 
 
@@ -21,6 +21,7 @@ class IngestTrainingOperator(LineageMixin, NightshiftOperator):
         from nightshift.steps import ingest
 
         spec = self.spec
+        check_tracking_store(spec)
         folder = config.run_dir(spec.name, "train", run_id(context))
         summary = ingest.ingest_training(spec, interval(context)[1], folder, param_date(context, "window_end"))
         mlflow_run = tracking.run_for_dag_run(spec.name, run_id(context), tags={"nightshift.pipeline": spec.name})

@@ -15,7 +15,8 @@ def card_data(ingested: dict, trained: dict) -> dict:
 
 class PromoteOperator(LineageMixin, NightshiftOperator):
     """Register the version and set its alias from `evaluated['gates']`; write its model card.
-    A `dry_run` trigger leaves the registry untouched."""
+    A `dry_run` trigger leaves the registry untouched; `promote_backfill` lets a backfill (window ending before the
+    current champion's) become champion when its gates pass."""
 
     template_fields: Sequence[str] = ("pipeline", "ingested", "trained", "evaluated")
     ui_color = "#fde8e8"
@@ -29,7 +30,8 @@ class PromoteOperator(LineageMixin, NightshiftOperator):
 
         spec, ingested = self.spec, self.ingested
         promoted = promote.promote(spec, self.trained["model_uri"], ingested["mlflow_run_id"], self.evaluated,
-                                   dry_run=bool(params(context).get("dry_run")))
+                                   dry_run=bool(params(context).get("dry_run")),
+                                   promote_backfill=bool(params(context).get("promote_backfill")))
         if not promoted.get("version"):
             return promoted
         self.record_lineage(outputs=[(*model_dataset(spec.name, promoted["version"]), None)])

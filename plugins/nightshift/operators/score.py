@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime, timezone
 from typing import Any
 
-from nightshift.operators.base import NightshiftOperator, params, run_id
+from nightshift.operators.base import NightshiftOperator, check_tracking_store, params, run_id
 from nightshift.operators.lineage import LineageMixin, location_dataset, model_dataset
 
 
@@ -21,6 +21,7 @@ class ResolveModelOperator(NightshiftOperator):
     def run_step(self, context: Any) -> dict:
         from nightshift.steps import score
 
+        check_tracking_store(self.spec)
         try:
             pinned = score.resolve_model(self.spec, params(context).get("model"))
         except ValueError as exc:

@@ -208,7 +208,7 @@ def _check_columns(spec: Pipeline, frame: "pd.DataFrame", where: str, *, with_ta
     extra = [c for c in frame.columns if c not in allowed]
     if missing:
         declared_as = spec.columns[missing[0]].type
-        raise IngestError(f"{where}: column '{missing[0]}' is missing (declared in schema as {declared_as}); "
+        raise IngestError(f"{where}: column '{missing[0]}' is missing (declared in schema) — expected {declared_as} values; "
                           f"file has {errors.examples(map(str, frame.columns), shown=30)}")
     if extra:
         raise IngestError(f"{where}: column '{errors.clip(extra[0])}' ({frame.dtypes.iloc[list(frame.columns).index(extra[0])]}) is not declared in schema; "
