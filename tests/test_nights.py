@@ -280,3 +280,59 @@ def test_a_tracking_store_gone_while_the_warehouse_holds_scores_is_an_outage_not
         harness.execute(ResolveModelOperator, "credit_default", ctx)
     assert str(moved) in str(caught.value) and "no alias" not in str(caught.value)
     assert not moved.exists()  # not silently recreated empty
+
+
+def one_day_landing(tmp_path, monkeypatch, day: date) -> Path:
+    landing = tmp_path / "landing"
+    write_credit_applications(landing, day, day, rows_per_day=30)
+    monkeypatch.setenv("NIGHTSHIFT_CREDIT_SOURCE_URI", str(landing))
+    return landing / f"dt={day.isoformat()}"
+
+
+def test_an_empty_file_never_replaces_a_day_that_holds_rows(night, tmp_path, monkeypatch):
+    harness = night["harness"]
+    day = date(2026, 1, 20)
+    folder = one_day_landing(tmp_path, monkeypatch, day)
+    first = harness.run_score("credit_default", "nights__full_day", day)
+    assert first.failed is None, first.describe()
+    held = len(scores(night, f"PARTITION_DATE = DATE '{day.isoformat()}'"))
+    assert held == first.results["publish"]["rows"] > 0
+    frame = pq.read_table(next(folder.glob("*.parquet")))
+    for path in folder.glob("*.parquet"):
+        path.unlink()
+    pq.write_table(frame.slice(0, 0), folder / "part-0.parquet")  # the day's file arrives again, with 0 rows
+    again = harness.run_score("credit_default", "nights__empty_rerun", day)
+    assert again.failed == "publish"
+    assert f"{day} holds {held} published rows but this run has 0 rows" in again.message
+    assert "scoring.allow_empty_days" in again.message
+    assert len(scores(night, f"PARTITION_DATE = DATE '{day.isoformat()}'")) == held  # the day's rows stay
+
+
+@pytest.mark.parametrize("name, expected", [
+    ("_part-1.parquet", "a data file whose name starts with '_'"),
+    (".part-1.parquet", "a data file whose name starts with '.'"),
+    ("part-1.parquet.tmp", "unexpected file in partition"),
+])
+def test_unexpected_files_are_errors_naming_them(night, tmp_path, monkeypatch, name, expected):
+    harness = night["harness"]
+    day = date(2026, 1, 21)
+    folder = one_day_landing(tmp_path, monkeypatch, day)
+    shutil.copy(next(folder.glob("*.parquet")), folder / name)
+    run = harness.run_score("credit_default", f"nights__odd_{name}", day)
+    assert run.failed == "ingest" and expected in run.message and name in run.message
+
+
+def test_writer_markers_are_ignored_and_an_empty_folder_fails_plainly(night, tmp_path, monkeypatch):
+    harness = night["harness"]
+    day = date(2026, 1, 22)
+    folder = one_day_landing(tmp_path, monkeypatch, day)
+    for marker in ("_SUCCESS", "_committed_4711", ".part-0.parquet.crc"):
+        (folder / marker).write_text("")
+    ok = harness.run_score("credit_default", "nights__markers", day)
+    assert ok.failed is None, ok.describe()
+    for path in folder.glob("*.parquet"):
+        path.unlink()
+    empty = harness.run_score("credit_default", "nights__empty_folder", day)
+    assert empty.failed == "ingest"
+    assert "partition folder holds no *.parquet files" in empty.message and "Traceback" not in empty.message
+    assert "AttributeError" not in repr(empty.error)

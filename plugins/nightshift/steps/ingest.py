@@ -23,7 +23,21 @@ if TYPE_CHECKING:
     import pandas as pd
 
 log = logging.getLogger(__name__)
-IGNORED_FILE_PREFIXES = ("_", ".")  # _SUCCESS, .crc and other writer markers
+# Files and folders that writers (Spark, Hadoop, Delta, pyarrow, macOS) leave next to data files: ignored by name.
+# Anything else that is not a data file is an error naming it, so a day is never published from half its files.
+WRITER_MARKER_FILES = ("_SUCCESS", "_metadata", "_common_metadata", ".DS_Store")
+WRITER_MARKER_PREFIXES = ("_committed_", "_started_")
+WRITER_MARKER_SUFFIXES = (".crc",)
+WRITER_WORK_FOLDERS = ("_temporary", "_delta_log", ".spark-staging")
+
+
+def is_writer_marker(name: str) -> bool:
+    """A known marker such as `_SUCCESS`, `_committed_123` or `.part-0.parquet.crc` (never data)."""
+    return name in WRITER_MARKER_FILES or name.startswith(WRITER_MARKER_PREFIXES) or name.endswith(WRITER_MARKER_SUFFIXES)
+
+
+def is_writer_work_folder(name: str) -> bool:
+    return name.startswith(WRITER_WORK_FOLDERS)
 
 
 class IngestError(errors.ReportedFailure):
@@ -75,7 +89,11 @@ def source_files(spec: Pipeline, window: Window | None, uri: str | None = None, 
             if not storage.is_dir(folder):
                 missing.append(folder.display)
                 continue
-            files.extend(_partition_files(spec, folder))
+            found = _partition_files(spec, folder)
+            if not found and require_all:
+                raise IngestError(f"{folder.display}: partition folder holds no *.{spec.source.format} files "
+                                  "(only writer markers, or nothing): the day's data has not been written")
+            files.extend(found)
         if missing and require_all:
             raise IngestError(f"{missing[0]}: partition folder is missing (data for that day has not landed)")
         if missing:
@@ -92,16 +110,19 @@ def _partition_files(spec: Pipeline, folder: storage.Location) -> list[tuple[sto
     """Data files in a folder; an unexpected file is an error rather than silently skipped."""
     for sub in storage.list_folders(folder):
         name = sub.rsplit("/", 1)[-1]
-        if not name.startswith(IGNORED_FILE_PREFIXES):  # _temporary/, .spark-staging/: writers' work folders
+        if not is_writer_work_folder(name):  # _temporary/, .spark-staging-*/: writers' work folders
             raise IngestError(f"{folder.display}/{name}: unexpected folder '{errors.clip(name)}' inside partition "
                               f"{folder.display}; data files must sit directly in the partition folder")
     found = []
     for path, size in storage.list_files(folder):
         name = path.rsplit("/", 1)[-1]
-        if name.startswith(IGNORED_FILE_PREFIXES):
+        if is_writer_marker(name):
             continue
         if not name.endswith(f".{spec.source.format}"):
             raise IngestError(f"{folder.display}/{errors.clip(name)}: unexpected file in partition (expected *.{spec.source.format})")
+        if name.startswith(("_", ".")):
+            raise IngestError(f"{folder.display}/{errors.clip(name)}: a data file whose name starts with '{name[0]}' is how writers "
+                              "mark files in progress or hidden; rename it (or remove it) so the day is read whole")
         found.append((folder.child(name), size))
     return found
 

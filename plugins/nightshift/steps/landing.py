@@ -12,12 +12,12 @@ from datetime import datetime
 
 from nightshift.io import storage
 from nightshift.spec import Pipeline
-from nightshift.steps.ingest import IGNORED_FILE_PREFIXES, Window, utc
+from nightshift.steps.ingest import Window, is_writer_marker, utc
 
 
 def _has_data_file(spec: Pipeline, folder: storage.Location) -> bool:
     names = (path.rsplit("/", 1)[-1] for path, _ in storage.list_files(folder))
-    return any(name.endswith(f".{spec.source.format}") and not name.startswith(IGNORED_FILE_PREFIXES) for name in names)
+    return any(name.endswith(f".{spec.source.format}") and not is_writer_marker(name) for name in names)
 
 
 def missing_inputs(spec: Pipeline, start: datetime, end: datetime) -> list[str]:

@@ -9,13 +9,46 @@ from __future__ import annotations
 
 import logging
 import tempfile
+from collections import Counter
 from datetime import date
 
 from nightshift.io import storage
 from nightshift.io.warehouse import get_warehouse
 from nightshift.spec import Pipeline
+from nightshift.steps.ingest import IngestError
 
 log = logging.getLogger(__name__)
+
+
+class EmptyDayRefused(IngestError):
+    """A day that holds published rows would be replaced by zero rows: deterministic, the rows stay."""
+
+
+def rows_per_date(files: list[str]) -> Counter:
+    """Rows per PARTITION_DATE in the staged shard files (only that column is read)."""
+    import pyarrow.parquet as pq
+
+    counts: Counter = Counter()
+    for path in files:
+        counts.update(pq.read_table(path, columns=["PARTITION_DATE"]).column(0).to_pylist())
+    return counts
+
+
+def refuse_emptying(spec: Pipeline, warehouse, dates: list[date], files: list[str]) -> None:
+    """Never replace a day that holds rows with nothing (an empty or half-landed file), unless the spec allows empty days."""
+    new = rows_per_date(files)
+    empty = [d for d in dates if not new.get(d)]
+    if not empty:
+        return
+    held: Counter = Counter()
+    for day, _, count in warehouse.rows_per_partition(spec.scoring.output_table, spec.name):
+        held[day if isinstance(day, date) else date.fromisoformat(str(day)[:10])] += count
+    emptied = [d for d in empty if held.get(d)]
+    if emptied:
+        day = emptied[0]
+        raise EmptyDayRefused(f"{spec.scoring.output_table}: {day} holds {held[day]} published rows but this run has 0 rows for it; "
+                              "refusing to replace them with nothing (the input may be empty or half-written). If the day "
+                              "really is empty, set scoring.allow_empty_days: true")
 
 
 def publish(spec: Pipeline, shards: list[dict], partition_dates: list[str], model_ref: dict) -> dict:
@@ -31,6 +64,8 @@ def publish(spec: Pipeline, shards: list[dict], partition_dates: list[str], mode
     warehouse = get_warehouse(spec.scoring.warehouse_conn_id)
     with tempfile.TemporaryDirectory() as tmp:
         files = [storage.local_copy(s["uri"], tmp) for s in shards]
+        if not spec.scoring.allow_empty_days:
+            refuse_emptying(spec, warehouse, dates, files)
         schema = pq.read_schema(files[0])
         inserted = warehouse.publish(spec.scoring.output_table, schema, files, spec.name, dates, expected)
     log.info("published %d rows to %s for %s (model %s v%s)", inserted, spec.scoring.output_table,
