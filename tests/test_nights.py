@@ -336,3 +336,20 @@ def test_writer_markers_are_ignored_and_an_empty_folder_fails_plainly(night, tmp
     assert empty.failed == "ingest"
     assert "partition folder holds no *.parquet files" in empty.message and "Traceback" not in empty.message
     assert "AttributeError" not in repr(empty.error)
+
+
+def test_a_second_cli_run_of_the_same_dag_refuses_naming_the_running_one(tmp_path, monkeypatch, capsys):
+    """While one `nightshift run` holds the DAG (here: this test holds its lock), another one refuses at once,
+    with the holder in the message and no SQLAlchemy traceback."""
+    from nightshift import cli
+    from nightshift.cli import run as cli_run
+
+    monkeypatch.setenv("NIGHTSHIFT_LOCAL_DIR", str(tmp_path / "local"))
+    with cli_run.exclusive("credit_default_score", date(2026, 2, 3)):
+        code = cli.main(["run", "credit_default", "--score", "--date", "2026-02-03"])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "credit_default_score is already running here (nightshift run for 2026-02-03, pid" in err
+    assert "Traceback" not in err and "IntegrityError" not in err
+    with cli_run.exclusive("credit_default_score", date(2026, 2, 3)):  # released: the next run may take it
+        pass

@@ -77,11 +77,48 @@ def output_to(log_file: Path) -> Iterator[Any]:
             terminal.close()
 
 
+class AlreadyRunning(RuntimeError):
+    """Another `nightshift run` of the same DAG holds its lock."""
+
+
+@contextlib.contextmanager
+def exclusive(dag_id: str, day: date) -> Iterator[None]:
+    """One `nightshift run` per DAG at a time on this machine (they share one embedded metadata database and
+    warehouse file); a second one refuses at once, naming the run that holds the lock."""
+    import fcntl
+
+    lock_file = config.local_dir() / "locks" / f"{dag_id}.lock"
+    lock_file.parent.mkdir(parents=True, exist_ok=True)
+    with lock_file.open("a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "another process"
+            raise AlreadyRunning(f"{dag_id} is already running here ({holder}); wait for it to finish, then run again "
+                                 f"(lock: {lock_file})") from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"nightshift run for {day.isoformat()}, pid {os.getpid()}, started "
+                     f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M:%S} UTC")
+        handle.flush()
+        try:
+            yield
+        finally:
+            handle.truncate(0)
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def run(spec: Any, *, score: bool, day: date, extra_conf: dict | None = None) -> int:
     """Build the DAG, run it with dag.test() quietly, print task states and the summary; 0 on success."""
     from nightshift.render import build_score_dag, build_train_dag
 
     dag = build_score_dag(spec) if score else build_train_dag(spec)
+    with exclusive(dag.dag_id, day):
+        return _run(spec, dag, score, day, extra_conf)
+
+
+def _run(spec: Any, dag: Any, score: bool, day: date, extra_conf: dict | None) -> int:
     conf = run_conf(spec, day, score, extra_conf)
     log_file = config.local_dir() / "logs" / "cli" / f"{dag.dag_id}-{day.isoformat()}.log"
     print(f"running {dag.dag_id} for {day.isoformat()} (Airflow's log: {log_file})", flush=True)
