@@ -88,6 +88,10 @@ def cmd_status(args: argparse.Namespace) -> int:
     print(f"recent partitions in {spec.scoring.output_table}:")
     for day, version, rows in partitions[-args.limit:]:
         print(f"  {day}  version {version}  {rows} rows")
+    from nightshift.cli.summary import drift_summary, performance_summary
+
+    print(drift_summary(spec.name))
+    print(performance_summary(spec.name))
     return 0
 
 
@@ -104,8 +108,10 @@ def cmd_rollback(args: argparse.Namespace) -> int:
     except MlflowException:
         print(f"{spec.name} has no version {args.to}", file=sys.stderr)
         return 1
+    import getpass
+
     before = tracking.champion(spec.name)
-    client.set_registered_model_alias(spec.name, tracking.CHAMPION, str(args.to))
+    tracking.move_champion(spec.name, str(args.to), by=getpass.getuser(), via="rollback")
     client.set_model_version_tag(spec.name, str(args.to), "nightshift.rollback_from", str(before.version if before else "none"))
     print(f"{spec.name}@champion: version {before.version if before else 'none'} -> {args.to}")
     return 0

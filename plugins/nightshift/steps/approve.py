@@ -72,7 +72,7 @@ def apply(spec: Pipeline, version: str, record: dict) -> dict:
     for key, value in tags.items():
         client.set_model_version_tag(spec.name, version, key, value)
     if approved:
-        client.set_registered_model_alias(spec.name, tracking.CHAMPION, version)
+        tracking.move_champion(spec.name, version, by=record["by"], via="approval")
         _drop_alias_if_on(spec.name, tracking.CHALLENGER, version)
     else:
         client.set_registered_model_alias(spec.name, tracking.CHALLENGER, version)

@@ -27,18 +27,54 @@ def load_model(model_uri: str) -> Any:
     return tracking.load_sklearn_model(model_uri)
 
 
-def champion_metrics(spec: Pipeline, test: "pd.DataFrame") -> dict:
-    """The champion's metrics on the held-out rows; an error is recorded, never hidden."""
-    version = tracking.champion(spec.name)
-    if version is None:
-        return {"champion_version": None, "champion": None, "champion_error": None}
+def data_times(spec: Pipeline, test: "pd.DataFrame", window: dict | None) -> dict:
+    """Where this run's data ends, where its held-out rows start, and the latest row its model could be fitted on.
+
+    With a time split every training row is at or before the first held-out row; with a random split the model
+    may have seen any row of its window. Without an event time nothing is known (all None)."""
+    import pandas as pd
+
+    window_end = (window or {}).get("end")
+    column = spec.source.event_time
+    if not window_end or not column or column not in test.columns or test.empty:
+        return {"window_end": window_end, "heldout_start": None, "fit_end": window_end}
+    times = pd.to_datetime(test[column], utc=True)
+    heldout_start = tracking.moment(times.min().to_pydatetime()).isoformat()
+    fit_end = heldout_start if spec.training.split.method == "time" else window_end
+    return {"window_end": window_end, "heldout_start": heldout_start, "fit_end": fit_end}
+
+
+def champion_metrics(spec: Pipeline, test: "pd.DataFrame", window: dict | None = None) -> dict:
+    """The metrics, on the held-out rows, of the version that was champion as of this run's window end; an error is
+    recorded, never hidden.
+
+    For a run whose window ends at or after the current champion's, that is the current champion. A backfill (older
+    window) is compared with the latest champion in the history whose window ended by then (none: nothing to regress
+    against). A version fitted on rows later than this run's first held-out row has seen them: `not_comparable`."""
+    times = data_times(spec, test, window)
+    current = tracking.champion(spec.name)
+    result = {"champion_version": None, "champion": None, "champion_error": None, "not_comparable": None,
+              "current_champion_version": str(current.version) if current is not None else None, **times}
+    if current is None:
+        return result
+    chosen = tracking.champion_as_of(spec.name, times["window_end"], current) if times["window_end"] else str(current.version)
+    if chosen is None:
+        return result
+    compared = tracking.version_window(spec.name, current if chosen == str(current.version) else chosen)
+    result.update(champion_version=chosen, champion_window_end=compared["window_end"], champion_fit_end=compared["fit_end"])
+    fitted, first = tracking.moment(compared["fit_end"]), tracking.moment(times["heldout_start"])
+    if fitted is not None and first is not None and fitted > first:
+        reason = (f"champion v{chosen} was fitted on rows up to {fitted:%Y-%m-%d %H:%M}, after this run's first held-out row "
+                  f"({first:%Y-%m-%d %H:%M}): it has seen the rows it would be judged on")
+        log.warning("not comparable: %s", reason)
+        return {**result, "not_comparable": reason, "champion_error": f"not comparable: {reason}"}
     try:
-        model = load_model(f"models:/{spec.name}/{version.version}")
+        model = load_model(f"models:/{spec.name}/{chosen}")
         values = score_model(spec, model, test, spec.metrics)
-        return {"champion_version": version.version, "champion": values, "champion_error": None}
+        return {**result, "champion": values}
     except Exception as exc:  # a champion that cannot score these rows must not pass a regression gate
-        log.warning("champion v%s could not be evaluated: %s", version.version, exc)
-        return {"champion_version": version.version, "champion": None, "champion_error": f"{type(exc).__name__}: {exc}"}
+        log.warning("champion v%s could not be evaluated: %s", chosen, exc)
+        return {**result, "champion_error": f"{type(exc).__name__}: {exc}"}
 
 
 def plot(spec: Pipeline, y_true: Any, scores: Any, importance: list[tuple[str, float]], out_dir: Path) -> list[Path]:
@@ -99,10 +135,16 @@ def evaluate_once(spec: Pipeline, model_uri: str, prepared: dict, run_id: str, r
     scores = metrics.predict_scores(model, model_input(test, model_input_columns(model, spec)), spec.target.task)
     classes = getattr(model, "classes_", None)
     challenger = metrics.compute(spec.target.task, spec.metrics, y, scores, spec.evaluation.threshold, classes)
-    result = {"challenger": challenger, "test_rows": len(test), **champion_metrics(spec, test)}
+    result = {"challenger": challenger, "test_rows": len(test), **champion_metrics(spec, test, data.get("window"))}
+    if spec.target.task == "binary":  # can the scores stand for probabilities? (estimated performance after deployment)
+        from nightshift.ml.performance import calibration
+
+        result["calibration"] = {**calibration(y, scores), "max_ece": spec.monitoring.performance.max_ece}
     importance = feature_importance(model)
     with tempfile.TemporaryDirectory() as tmp, mlflow.start_run(run_id=run_id):
         mlflow.log_metrics({f"test_{k}": v for k, v in challenger.items() if v == v})
+        if result.get("calibration") and result["calibration"]["ece"] == result["calibration"]["ece"]:
+            mlflow.log_metric("calibration_ece", result["calibration"]["ece"])
         if result["champion"]:
             mlflow.log_metrics({f"champion_test_{k}": v for k, v in result["champion"].items() if v == v})
         for png in plot(spec, y, scores, importance, Path(tmp)):

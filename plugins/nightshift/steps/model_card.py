@@ -81,7 +81,9 @@ def card_markdown(spec: Pipeline, version: str, evaluation: dict, promotion: dic
                   approval: dict | None = None) -> str:
     """The card's markdown: what, for whom, on which data, how good, which gates, who decided."""
     status = (approval or {}).get("decision") or ("promoted" if promotion.get("alias") == "champion" else
-                                                 "pending approval" if promotion.get("awaiting_approval") else "rejected")
+                                                 "pending approval" if promotion.get("awaiting_approval") else
+                                                 "backfill, champion unchanged" if promotion.get("backfill") and not promotion.get("alias")
+                                                 else "rejected")
     champion = evaluation.get("champion_version")
     metrics = _table(["metric", "this version", f"champion v{champion}" if champion else "champion", "difference"],
                      [[r["metric"], r["challenger"], r["champion"], r["difference"]] for r in metric_rows(spec, evaluation)])

@@ -3,6 +3,9 @@
 A worse model never replaces the champion: non-regression gates compare both models on the same
 held-out rows, and a champion that could not be evaluated fails them (fail closed). Re-running the
 task for the same DAG run reuses its version instead of registering a second one.
+
+Historical retraining is judged fairly: gates vs the champion use the version that was champion as of the run's
+window end, and a backfill (window ending before the current champion's) never moves `champion` unless asked.
 """
 
 from __future__ import annotations
@@ -24,36 +27,79 @@ def _rule(gate: Gate) -> tuple[str, float]:
     raise AssertionError("a gate always has one rule")  # guaranteed by the spec model
 
 
-def check_gate(gate: Gate, evaluation: dict) -> dict:
-    """One gate's value, threshold and outcome, with the reason in plain words."""
+def _num(value: float) -> str:
+    return f"{value:.4f}".rstrip("0").rstrip(".") if abs(value) >= 1e-4 or value == 0 else f"{value:.2e}"
+
+
+def check_gate(gate: Gate, evaluation: dict, not_comparable: str = "fail") -> dict:
+    """One gate's value, threshold and outcome, with the reason in plain words.
+
+    A failing reason states the rule that was broken ("roc_auc 0.6100 below the floor 0.65"); a passing one reads
+    as a satisfied comparison ("roc_auc 0.8258 ≥ 0.65"). Gates vs the champion compare with the version that was
+    champion as of the run's window end (nightshift.steps.evaluate.champion_metrics); when that version has seen
+    this run's held-out rows the gate says `not comparable` and follows `evaluation.not_comparable`."""
     rule, threshold = _rule(gate)
     value = evaluation["challenger"].get(gate.metric, float("nan"))
     outcome = {"metric": gate.metric, "rule": rule, "threshold": threshold, "value": value}
     if value != value:
         return {**outcome, "passed": False, "reason": f"{gate.metric} is undefined on the held-out rows"}
     if rule == "min":
-        return {**outcome, "passed": value >= threshold, "reason": f"{gate.metric} {value:.4f} >= {threshold}"}
+        passed = value >= threshold
+        return {**outcome, "passed": passed, "reason": f"{gate.metric} {value:.4f} ≥ {_num(threshold)}" if passed else
+                f"{gate.metric} {value:.4f} below the floor {_num(threshold)}"}
     if rule == "max":
-        return {**outcome, "passed": value <= threshold, "reason": f"{gate.metric} {value:.4f} <= {threshold}"}
-    if evaluation.get("champion_version") is None:
-        return {**outcome, "passed": True, "reason": "no champion yet: nothing to regress against"}
+        passed = value <= threshold
+        return {**outcome, "passed": passed, "reason": f"{gate.metric} {value:.4f} ≤ {_num(threshold)}" if passed else
+                f"{gate.metric} {value:.4f} above the ceiling {_num(threshold)}"}
+    version = evaluation.get("champion_version")
+    if version is None:
+        as_of = tracking.moment(evaluation.get("window_end")) if evaluation.get("current_champion_version") else None
+        when = f"as of {as_of:%Y-%m-%d}" if as_of is not None else "yet"
+        return {**outcome, "passed": True, "reason": f"no champion {when}: nothing to regress against"}
+    if evaluation.get("not_comparable"):
+        passed = not_comparable == "pass"
+        return {**outcome, "value": None, "passed": passed, "not_comparable": True,
+                "reason": f"not comparable with the champion (v{version}): {evaluation['not_comparable']}; "
+                          f"evaluation.not_comparable is {not_comparable}, so this gate {'passes' if passed else 'fails'}"}
     champion = (evaluation.get("champion") or {}).get(gate.metric)
     if champion is None or champion != champion:
         reason = evaluation.get("champion_error") or f"champion {gate.metric} is undefined"
-        return {**outcome, "passed": False, "reason": f"champion v{evaluation['champion_version']} could not be compared: {reason}"}
+        return {**outcome, "passed": False, "reason": f"champion v{version} could not be compared: {reason}"}
     gain = metrics.improvement(gate.metric, value, champion)
     outcome["champion_value"] = champion
     if rule == "min_delta_vs_champion":
-        return {**outcome, "value": gain, "passed": gain >= threshold,
-                "reason": f"{gate.metric} improvement over champion {gain:+.4f} >= {threshold}"}
+        passed = gain >= threshold
+        said = f"{gate.metric} improvement over the champion (v{version}) {gain:+.4f}"
+        return {**outcome, "value": gain, "passed": passed,
+                "reason": f"{said} ≥ {threshold:+.4f}" if passed else f"{said}; at least {threshold:+.4f} required"}
     relative_drop = -gain / abs(champion) if champion else (0.0 if gain >= 0 else float("inf"))
-    return {**outcome, "value": relative_drop, "passed": relative_drop <= threshold,
-            "reason": f"{gate.metric} relative drop vs champion {relative_drop:.2%} <= {threshold:.2%}"}
+    passed = relative_drop <= threshold
+    if relative_drop <= 0:
+        reason = f"{gate.metric} {-relative_drop:.1%} better than the champion (v{version}); at most {threshold:.1%} worse allowed"
+    elif passed:
+        reason = f"{gate.metric} {relative_drop:.1%} worse than the champion (v{version}), within the {threshold:.1%} allowed"
+    else:
+        reason = f"{gate.metric} {relative_drop:.1%} worse than the champion (v{version}); at most {threshold:.1%} allowed"
+    return {**outcome, "value": relative_drop, "passed": passed, "reason": reason}
 
 
 def check_gates(spec: Pipeline, evaluation: dict) -> list[dict]:
     """Metric gates, then slice and fairness gates (nightshift.ml.governance)."""
-    return [*(check_gate(gate, evaluation) for gate in spec.evaluation.gates), *governance.check_gates(spec, evaluation)]
+    policy = spec.evaluation.not_comparable
+    return [*(check_gate(gate, evaluation, policy) for gate in spec.evaluation.gates), *governance.check_gates(spec, evaluation)]
+
+
+def backfill_reason(spec: Pipeline, evaluation: dict) -> str | None:
+    """Why this run is a backfill (its window ends before the current champion's), or None."""
+    mine = tracking.moment(evaluation.get("window_end"))
+    current = tracking.champion(spec.name)
+    if mine is None or current is None:
+        return None
+    theirs = tracking.moment(tracking.version_window(spec.name, current)["window_end"])
+    if theirs is None or mine >= theirs:
+        return None
+    return (f"backfill: training window ends {mine:%Y-%m-%d}, before the window of the current champion "
+            f"(v{current.version}, {theirs:%Y-%m-%d})")
 
 
 def _version_of_run(name: str, run_id: str):
@@ -62,19 +108,26 @@ def _version_of_run(name: str, run_id: str):
     return found[0] if found else None
 
 
-def promote(spec: Pipeline, model_uri: str, run_id: str, evaluation: dict, dry_run: bool = False) -> dict:
+def promote(spec: Pipeline, model_uri: str, run_id: str, evaluation: dict, dry_run: bool = False,
+            promote_backfill: bool = False) -> dict:
     """Register the challenger; move `champion` when all gates pass, else tag why and set `challenger`.
 
     With `promotion.approval: required` a passing version gets `challenger` and waits for a person
-    (nightshift.render.approval); the summary says so in `awaiting_approval`.
+    (nightshift.render.approval); the summary says so in `awaiting_approval`. A backfill (window ending before the
+    current champion's) is registered and tagged `nightshift.backfill=true`, but leaves every alias alone unless
+    `promote_backfill` (trigger form) asks for it. Every move of `champion` is recorded in its history.
     """
     gates = evaluation["gates"] if "gates" in evaluation else check_gates(spec, evaluation)  # evaluate checked them once
     failed = [g for g in gates if not g["passed"]]
-    awaiting = not failed and spec.promotion.approval == "required"  # a person decides after the gates
+    backfill = backfill_reason(spec, evaluation)
+    held = backfill is not None and not promote_backfill  # registered and reported, never promoted
+    awaiting = not failed and not held and spec.promotion.approval == "required"  # a person decides after the gates
     summary = {"gates": gates, "passed": not failed, "dry_run": dry_run, "version": None, "alias": None,
-               "awaiting_approval": awaiting and not dry_run}
+               "awaiting_approval": awaiting and not dry_run, "backfill": backfill, "promote_backfill": promote_backfill}
     for g in gates:
         log.info("gate %s %s: %s", "PASS" if g["passed"] else "FAIL", g["metric"], g["reason"])
+    if backfill:
+        log.info("%s; %s", backfill, "promote_backfill is set: it may become champion" if promote_backfill else "champion stays")
     if dry_run:
         log.info("dry run: registry left untouched")
         return summary
@@ -83,17 +136,27 @@ def promote(spec: Pipeline, model_uri: str, run_id: str, evaluation: dict, dry_r
     version = _version_of_run(spec.name, run_id) or client.create_model_version(
         spec.name, model_uri, run_id=run_id, description=f"Trained by DAG run {evaluation.get('dag_run_id', '')}"
     )
+    reason = "; ".join(g["reason"] for g in failed) if failed else (
+        "all gates passed; waiting for approval" if awaiting else "all gates passed")
+    if held:
+        reason = f"{backfill}; champion unchanged (trigger with promote_backfill to promote it); {reason}"
     tags = {
-        "nightshift.gates": json.dumps(gates, default=str)[:5000],
-        "nightshift.promotion": "rejected" if failed else ("pending_approval" if awaiting else "promoted"),
-        "nightshift.reason": "; ".join(g["reason"] for g in failed)[:5000] if failed else
-        ("all gates passed; waiting for approval" if awaiting else "all gates passed"),
+        "nightshift.gates": json.dumps(gates, default=str, ensure_ascii=False)[:5000],
+        "nightshift.promotion": "backfill" if held else "rejected" if failed else ("pending_approval" if awaiting else "promoted"),
+        "nightshift.reason": reason[:5000],
+        **{key: evaluation[field] for key, field in ((tracking.WINDOW_END_TAG, "window_end"), (tracking.FIT_END_TAG, "fit_end"))
+           if evaluation.get(field)},
+        **({tracking.BACKFILL_TAG: "true", f"{tracking.BACKFILL_TAG}.reason": backfill[:5000]} if backfill else {}),
         **governance.gate_tags(gates),
     }
     for key, value in tags.items():
         client.set_model_version_tag(spec.name, version.version, key, value)
-    alias = tracking.CHALLENGER if failed or awaiting else tracking.CHAMPION
-    client.set_registered_model_alias(spec.name, alias, version.version)
+    alias = None if held else tracking.CHALLENGER if failed or awaiting else tracking.CHAMPION
+    if alias == tracking.CHAMPION:
+        tracking.move_champion(spec.name, version.version, by=f"DAG run {evaluation.get('dag_run_id') or run_id}", via="promote",
+                               window_end=evaluation.get("window_end"))
+    elif alias is not None:
+        client.set_registered_model_alias(spec.name, alias, version.version)
     summary.update(version=version.version, alias=alias)
-    log.info("version %s of %s: alias %s (%s)", version.version, spec.name, alias, tags["nightshift.reason"])
+    log.info("version %s of %s: alias %s (%s)", version.version, spec.name, alias or "unchanged", tags["nightshift.reason"])
     return summary
