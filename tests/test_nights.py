@@ -353,3 +353,20 @@ def test_a_second_cli_run_of_the_same_dag_refuses_naming_the_running_one(tmp_pat
     assert "Traceback" not in err and "IntegrityError" not in err
     with cli_run.exclusive("credit_default_score", date(2026, 2, 3)):  # released: the next run may take it
         pass
+
+
+def test_a_backfill_from_a_to_b_scores_the_days_the_readme_says():
+    """`airflow backfill create --from-date 2026-01-01 --to-date 2026-01-31` makes one run per logical date in
+    [from, to]; through Airflow's own iteration and the scoring window, those runs score 01-01 .. 01-30."""
+    from airflow.serialization.serialized_objects import DagSerialization
+
+    from nightshift.render import build_score_dag
+    from nightshift.spec import find_spec
+    from nightshift.steps.score import scoring_window
+
+    dag = DagSerialization.from_dict(DagSerialization.to_dict(build_score_dag(find_spec("credit_default"))))
+    infos = list(dag.iter_dagrun_infos_between(at(date(2026, 1, 1)), at(date(2026, 1, 31))))
+    days = [d for info in infos for d in scoring_window(info.data_interval.start, info.data_interval.end).days()]
+    assert days == [date(2026, 1, 1) + timedelta(days=i) for i in range(30)]  # each day once, 01-31 not included
+    readme = (ROOT / "README.md").read_text()
+    assert "score **2026-01-01 to 2026-01-30**" in readme
