@@ -22,12 +22,14 @@ from nightshift.operators.ingest import IngestScoringOperator, IngestTrainingOpe
 from nightshift.operators.promote import PromoteOperator
 from nightshift.operators.publish import PublishOperator
 from nightshift.operators.score import PlanShardsOperator, ResolveModelOperator, ScoreShardOperator, SummaryOperator
+from nightshift.operators.shadow import ShadowScoreOperator
 from nightshift.operators.spec_error import SpecErrorOperator
 from nightshift.operators.train import TrainOperator
 from nightshift.operators.validate import ValidateOperator
 from nightshift.operators.wait import DataLandedSensor
 from nightshift.render import monitoring
 from nightshift.spec import Pipeline, SpecError, load_all
+from nightshift.spec.model import MODEL_REFERENCE
 
 BASE_TAG = "nightshift"
 log = logging.getLogger(__name__)
@@ -149,7 +151,7 @@ def score_params() -> dict:
                                 description="First day to score (YYYY-MM-DD); empty = the run's data interval."),
         "interval_end": Param(None, type=["null", "string"], format="date", title="Score until (exclusive)",
                               description="Day after the last day to score; empty = the run's data interval."),
-        "model": Param("champion", type="string", pattern=r"^([0-9]{1,9}|[A-Za-z][A-Za-z0-9_-]{0,63})$", title="Model",
+        "model": Param("champion", type="string", pattern=MODEL_REFERENCE, title="Model",
                        description="Registry version number or alias to score with (default: the champion)."),
         "dry_run": Param(False, type="boolean", title="Dry run", description="Score into staging but do not publish."),
     }
@@ -201,6 +203,9 @@ def build_score_dag(spec: Pipeline) -> DAG:
         summary = SummaryOperator(task_id="summary", pipeline=name, ingested=ingested.output, model_ref=model_ref.output,
                                   published=published.output, trigger_rule="none_failed")
         monitoring.add_monitor(spec, scored, ingested, model_ref, published, summary)
+        if spec.scoring.shadow:
+            published >> ShadowScoreOperator(task_id="shadow", pipeline=name, ingested=ingested.output, model_ref=model_ref.output,
+                                             pool=spec.scoring.pool)
     return dag
 
 

@@ -24,6 +24,7 @@ IDENTIFIER = r"^[A-Za-z_][A-Za-z0-9_]{0,127}$"
 PIPELINE_NAME = r"^[a-z][a-z0-9_]{1,62}$"
 TABLE_NAME = r"^[A-Za-z_][A-Za-z0-9_]{0,254}$"
 CONN_ID = r"^[A-Za-z0-9_.-]{1,250}$"
+MODEL_REFERENCE = r"^([0-9]{1,9}|[A-Za-z][A-Za-z0-9_-]{0,63})$"  # a registry version number or an alias, never a path
 _CRON_PRESETS = {"@hourly", "@daily", "@weekly", "@monthly", "@yearly", "@once"}
 _CRON_FIELD = re.compile(r"^[0-9A-Za-z*/,\-?LW#]+$")
 
@@ -120,6 +121,18 @@ class SnowflakeSource(StrictModel):
         return self
 
 
+class Wait(StrictModel):
+    """How long a scoring run waits for its input to land before it fails (a sensor in reschedule mode)."""
+
+    timeout_hours: float = Field(6.0, ge=0.0, le=168.0, description="Fail (and notify) when the data has not landed after this long.")
+    poke_minutes: float = Field(
+        5.0, ge=0.01, le=1440.0, description="Minutes between checks; the worker slot is released in between (reschedule mode)."
+    )
+    require_rows: bool = Field(
+        False, description="Snowflake sources: wait until the interval holds at least one row (files always wait for their folders)."
+    )
+
+
 class Source(StrictModel):
     """Where the raw data lives and how to read it: files (local or S3) or Snowflake."""
 
@@ -156,6 +169,7 @@ class Source(StrictModel):
         "or `{ds_nodash}`; for example `data/landing/listings/{ds}.csv`.",
     )
     csv: CsvOptions = Field(default_factory=CsvOptions, description="CSV reading options.")
+    wait: Wait = Field(default_factory=Wait, description="Late data: how long scoring waits for the interval's input to land.")
 
     @field_validator("uri", "score_uri")
     @classmethod
@@ -427,6 +441,12 @@ class Evaluation(StrictModel):
         description="Limits on gaps between groups of a sensitive attribute (binary tasks), e.g. "
         "`{attribute: region, metric: tpr_gap, max: 0.1}`; all must pass.",
     )
+    not_comparable: Literal["fail", "pass"] = Field(
+        "fail",
+        description="What a gate vs the champion does when the champion as of this run's window end was fitted on rows later "
+        "than this run's first held-out row (it has seen them, so the comparison means nothing): `fail` blocks promotion, "
+        "`pass` lets the other gates decide. The reason says `not comparable` either way.",
+    )
 
 
 class Promotion(StrictModel):
@@ -451,6 +471,16 @@ class Scoring(StrictModel):
     batch_rows: int = Field(65_536, ge=1_000, le=5_000_000, description="Rows per streamed record batch.")
     threshold: float | None = Field(None, gt=0.0, lt=1.0, description="Adds a LABEL column for binary tasks.")
     min_rows: int = Field(0, ge=0, le=10**9, description="Fewer input rows fails the run (0 allows empty days).")
+    shadow: list[Annotated[str, Field(pattern=MODEL_REFERENCE)]] = Field(
+        default_factory=list, max_length=5,
+        description="Registry aliases or version numbers (e.g. `challenger`) scored in the same run on the same rows, pinned "
+        "like the champion, into `<output_table>_SHADOW`; the main table never sees them. A reference that resolves to no "
+        "version (no challenger yet) is skipped with a warning.",
+    )
+    allow_empty_days: bool = Field(
+        False, description="Let a run replace a day that already holds published rows with zero rows (off: such a run fails "
+        "and the day's rows stay; a day that never had rows may always be published empty)."
+    )
     warehouse_conn_id: str | None = Field(
         None, pattern=CONN_ID, description="Airflow connection of the warehouse; unset = embedded DuckDB."
     )
@@ -562,6 +592,49 @@ class Notify(StrictModel):
     )
 
 
+class Labels(StrictModel):
+    """Labels kept apart from the landing zone: files with the entity key columns and the target column."""
+
+    uri: str = Field(description="A file, or a flat folder of files, local (inside an allowed root) or `s3://[conn_id@]bucket/prefix`.")
+    format: Literal["parquet", "csv"] = Field("parquet", description="File format.")
+
+    @field_validator("uri")
+    @classmethod
+    def _safe_uri(cls, value: str) -> str:
+        return check_uri(value)
+
+
+class Performance(StrictModel):
+    """Model performance per scored partition: estimated from the scores at once (CBPE, binary tasks), realized when the
+    labels have matured (`training.label_delay_days` after the partition), both with bootstrap intervals."""
+
+    enabled: bool = Field(True, description="Add the `performance` task to `<name>_score`.")
+    metric: str | None = Field(
+        None, description="The metric that decides `degraded` (one of evaluation.metrics); defaults to the first of them."
+    )
+    max_drop: float = Field(
+        0.05, ge=0.0, le=1e6,
+        description="A realized value worse than the version's held-out value (MLflow `test_<metric>`) by more than this is "
+        "`degraded` and alerts.",
+    )
+    retrain_on_degradation: bool = Field(
+        False, description="A degraded realized value emits the Asset `nightshift://<name>/degradation`, on which `<name>_train` is "
+        "also scheduled.",
+    )
+    resamples: int = Field(200, ge=20, le=10_000, description="Bootstrap resamples (seeded by training.seed) for each interval.")
+    confidence: float = Field(0.9, gt=0.5, lt=1.0, description="Coverage of the LOWER..UPPER interval.")
+    min_rows: int = Field(30, ge=1, le=10**9, description="Labelled rows a date needs before its realized value can be `degraded`.")
+    max_ece: float = Field(
+        0.05, gt=0.0, le=1.0,
+        description="Expected calibration error on the held-out rows above which the training report says estimated "
+        "performance (CBPE, which takes each score as the probability of the positive class) cannot be trusted.",
+    )
+    labels: Labels | None = Field(
+        None, description="Labels from separate files keyed by source.entity_key, e.g. `{uri: data/labels/credit, format: csv}`; "
+        "unset = the target column of the source rows of the evaluated date.",
+    )
+
+
 class Monitoring(StrictModel):
     """Checks run after scoring."""
 
@@ -576,6 +649,7 @@ class Monitoring(StrictModel):
         False, description="A drift failure emits the Asset `nightshift://<name>/drift`, on which `<name>_train` is also scheduled."
     )
     notify: Notify = Field(default_factory=Notify, description="Alerts on drift warnings and failures.")
+    performance: Performance = Field(default_factory=Performance, description="Estimated and realized model performance.")
 
 
 class Pipeline(StrictModel):
