@@ -370,3 +370,20 @@ def test_a_backfill_from_a_to_b_scores_the_days_the_readme_says():
     assert days == [date(2026, 1, 1) + timedelta(days=i) for i in range(30)]  # each day once, 01-31 not included
     readme = (ROOT / "README.md").read_text()
     assert "score **2026-01-01 to 2026-01-30**" in readme
+
+
+def test_a_validation_failure_points_to_data_docs_that_still_exist(night, tmp_path, monkeypatch):
+    import re
+
+    harness = night["harness"]
+    day = date(2026, 1, 23)
+    folder = one_day_landing(tmp_path, monkeypatch, day)
+    path = next(folder.glob("*.parquet"))
+    frame = pq.read_table(path).to_pandas()
+    frame.loc[0, "age"] = -5  # below the schema's minimum
+    frame.to_parquet(path, index=False)
+    run = harness.run_score("credit_default", "nights__bad_age", day)
+    assert run.failed == "validate"
+    shown = re.search(r"Data Docs: (\S+index\.html)", run.message)
+    assert shown, run.message
+    assert Path(shown.group(1)).is_file()  # the run folder's copy, not a deleted temporary folder

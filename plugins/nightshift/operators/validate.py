@@ -53,4 +53,5 @@ class ValidateOperator(NightshiftOperator):
             rows = rows.drop(columns=[score.PARTITION_COLUMN])
         with tempfile.TemporaryDirectory() as docs, docs_kept(ingested, Path(docs)):
             return validate.validate_frame(rows, self.spec, include_target=self.include_target, source=ingested["source"],
-                                           docs_dir=docs, files=ingested.get("file_rows"), run_dir=ingested["run_dir"])
+                                           docs_dir=docs, files=ingested.get("file_rows"), run_dir=ingested["run_dir"],
+                                           docs_kept_at=f"{ingested['run_dir']}/validate/data_docs")

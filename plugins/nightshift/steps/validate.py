@@ -144,6 +144,7 @@ def validate_frame(
     docs_dir: str | Path | None = None,
     files: list | None = None,
     run_dir: str | None = None,
+    docs_kept_at: str | None = None,
 ) -> dict:
     """Validate df against the suite built from the spec. Returns a small JSON-able summary
     {"success": True, "evaluated": n_expectations, "rows": len(df), "docs_dir": str|None, "results": [ {expectation, column, success, unexpected_count, ...} ]}.
@@ -241,7 +242,7 @@ def validate_frame(
         f"; Data Docs in {docs_path}" if docs_path else "",
     )
     if failures:
-        failed = ValidationFailed(failures, docs_path, summary)
+        failed = ValidationFailed(failures, docs_kept_at or docs_path, summary)  # name where the docs will still exist
         raise _detail_kept(failed, _full_lines(failures, reported), run_dir, docs_path)
     return summary
 
