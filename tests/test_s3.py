@@ -127,3 +127,21 @@ def test_both_dags_with_s3_landing_and_snowflake_warehouse(s3_env, airflow_db, l
     assert any("/staging/shard-" in k for k in run_keys)
     model_keys = [o["Key"] for o in s3_env.list_objects_v2(Bucket="artifacts", Prefix="mlflow-e2e/")["Contents"]]
     assert any("evaluation/roc_curve.png" in k for k in model_keys)
+
+
+def test_a_named_connection_that_does_not_exist_is_an_error_not_ambient_credentials(s3_env, monkeypatch):
+    monkeypatch.delenv("AIRFLOW_CONN_AWS_MISSING", raising=False)
+    with pytest.raises(s3.S3ConnectionMissing, match="Airflow connection 'aws_missing'.*is not defined"):
+        storage.read_parquet("s3://aws_missing@artifacts/runs/x/snapshot.parquet")
+
+
+def test_connection_credentials_come_through_the_amazon_provider_hook(s3_server, monkeypatch):
+    """A session token in the connection (as an assumed role yields) reaches the filesystem with the keys and region."""
+    conn = {"conn_type": "aws", "login": "AKIDEXAMPLE", "password": "secret-example",
+            "extra": {"aws_session_token": "token-example", "region_name": "eu-central-1", "endpoint_url": s3_server}}
+    monkeypatch.setenv("AIRFLOW_CONN_AWS_SESSION", json.dumps(conn))
+    found = s3.settings("aws_session")
+    assert (found["access_key"], found["secret_key"], found["session_token"]) == ("AKIDEXAMPLE", "secret-example", "token-example")
+    assert found["region"] == "eu-central-1" and found["endpoint_override"] == s3_server
+    monkeypatch.delenv("AIRFLOW_CONN_AWS_DEFAULT", raising=False)
+    assert s3.settings(None) == {"source": "the standard AWS credential chain"}  # plain s3://bucket without aws_default

@@ -151,9 +151,31 @@ class SnowflakeWarehouse:
         conn = connect(self.conn_id, self.retries, self.wait_seconds)
         try:
             cursor = conn.cursor()
+            if not self._columns(cursor, qualified_name(table)):
+                return []  # nothing published yet: the table is created by the first publish
             sql = (f"SELECT PARTITION_DATE, MODEL_VERSION, COUNT(*) FROM {qualified_name(table)} WHERE MODEL_NAME = %s "
                    "GROUP BY 1, 2 ORDER BY 1, 2")
             return [tuple(r) for r in self._run(cursor, sql, [model_name]).fetchall()]
+        finally:
+            conn.close()
+
+    def read_rows(self, table: str, model_name: str, dates: list[date], columns: list[str] | None = None) -> "pd.DataFrame":
+        """`model_name`'s rows of `dates`; an empty frame when the table does not exist or no date is asked for."""
+        import pandas as pd
+
+        if not dates:
+            return pd.DataFrame(columns=columns or [])
+        selected = ", ".join(identifier(c) for c in columns) if columns else "*"
+        conn = connect(self.conn_id, self.retries, self.wait_seconds)
+        try:
+            cursor = conn.cursor()
+            if not self._columns(cursor, qualified_name(table)):
+                return pd.DataFrame(columns=columns or [])
+            placeholders = ", ".join(["%s"] * len(dates))
+            sql = f"SELECT {selected} FROM {qualified_name(table)} WHERE MODEL_NAME = %s AND PARTITION_DATE IN ({placeholders})"
+            cursor = self._run(cursor, sql, [model_name, *[d.isoformat() for d in dates]])
+            names = [d[0].upper() for d in cursor.description]
+            return pd.DataFrame([tuple(r) for r in cursor.fetchall()], columns=names)
         finally:
             conn.close()
 

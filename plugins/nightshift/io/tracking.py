@@ -272,12 +272,66 @@ def git_commit() -> str | None:
         return None
 
 
+# Types a logged model may contain beyond skops' defaults (scikit-learn's estimators, numpy arrays): our transformers,
+# XGBoost's classes, numpy dtypes, scikit-learn's tree predictors. Loading checks a model against THIS list, never against
+# the list stored with the model (anyone who can write the artifact store could extend that one).
+# NIGHTSHIFT_TRUSTED_MODEL_TYPES (comma-separated) adds types for estimators outside it.
+TRUSTED_MODEL_TYPES = (
+    "nightshift.ml.transformers.DerivedColumns",
+    "nightshift.ml.transformers._AsText",
+    "numpy.dtype",
+    "xgboost.core.Booster",
+    "xgboost.sklearn.XGBClassifier",
+    "xgboost.sklearn.XGBRegressor",
+    "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
+    "sklearn.ensemble._hist_gradient_boosting.binning._BinMapper",
+)
+PICKLE_OPT_IN = "NIGHTSHIFT_ALLOW_PICKLE_MODELS"
+
+
+class UntrustedModel(RuntimeError):
+    """A model artifact that loading could turn into code execution: pickled, or holding types outside the trusted list.
+    Deterministic: no retry changes the artifact."""
+
+
+def trusted_model_types() -> list[str]:
+    extra = [t.strip() for t in os.environ.get("NIGHTSHIFT_TRUSTED_MODEL_TYPES", "").split(",") if t.strip()]
+    return sorted({*TRUSTED_MODEL_TYPES, *extra})
+
+
 def load_sklearn_model(model_uri: str) -> Any:
-    """A logged pipeline as the sklearn object itself (probabilities, feature names)."""
-    import mlflow.sklearn
+    """A logged pipeline as the sklearn object itself (probabilities, feature names).
+
+    Models are stored with skops (nightshift.steps.train) and loaded with skops against TRUSTED_MODEL_TYPES: a model
+    holding any other type is refused (UntrustedModel) before anything in it is built. Pickled (cloudpickle) models,
+    which run code while loading, load only with NIGHTSHIFT_ALLOW_PICKLE_MODELS=true (models trained before the switch)."""
+    import tempfile
+
+    import mlflow.artifacts
+    from mlflow.models import Model
 
     client()
-    return mlflow.sklearn.load_model(model_uri)
+    with tempfile.TemporaryDirectory() as tmp, store_errors():
+        local = mlflow.artifacts.download_artifacts(artifact_uri=model_uri, dst_path=tmp)
+        flavor = Model.load(local).flavors.get("sklearn") or {}
+        serialization = flavor.get("serialization_format", "pickle")
+        path = os.path.join(local, flavor.get("pickled_model", "model.pkl"))
+        if serialization == "skops":
+            import skops.io
+
+            trusted = trusted_model_types()
+            untrusted = sorted(set(skops.io.get_untrusted_types(file=path)) - set(trusted))
+            if untrusted:
+                raise UntrustedModel(f"model {model_uri} holds types outside the trusted list: {', '.join(untrusted)}; refusing to "
+                                     "load it (if they are yours, add them to NIGHTSHIFT_TRUSTED_MODEL_TYPES)")
+            return skops.io.load(path, trusted=trusted)
+        if os.environ.get(PICKLE_OPT_IN, "").lower() != "true":
+            raise UntrustedModel(f"model {model_uri} is stored with {serialization}, which can run arbitrary code while loading: "
+                                 f"refused. Retrain it (new versions are stored with skops), or set {PICKLE_OPT_IN}=true "
+                                 "to load pickled models from an artifact store only trusted writers can reach")
+        import mlflow.sklearn
+
+        return mlflow.sklearn.load_model(local)
 
 
 # --- training windows and the champion's history ----------------------------------------------------------
@@ -323,6 +377,24 @@ def version_window(name: str, version: "ModelVersion | str") -> dict:
     if window_end is None and version.run_id:
         window_end = mlflow_client.get_run(version.run_id).data.tags.get(WINDOW_END_TAG)
     return {"window_end": window_end, "fit_end": tags.get(FIT_END_TAG) or window_end}
+
+
+def version_record(name: str, version: "ModelVersion | str") -> dict:
+    """What a version recorded when it was trained: {"metrics": its held-out metrics (the run's `test_*`, prefix
+    dropped), "tags": the version's tags}. A run that cannot be read gives empty metrics."""
+    from mlflow.exceptions import MlflowException
+
+    mlflow_client = client()
+    if isinstance(version, str) or not hasattr(version, "tags"):
+        version = mlflow_client.get_model_version(name, str(version))
+    found: dict[str, float] = {}
+    if version.run_id:
+        try:
+            run_metrics = mlflow_client.get_run(version.run_id).data.metrics
+        except MlflowException:
+            run_metrics = {}
+        found = {k.removeprefix("test_"): float(v) for k, v in run_metrics.items() if k.startswith("test_")}
+    return {"metrics": found, "tags": dict(version.tags or {})}
 
 
 def champion_history(name: str) -> list[dict]:

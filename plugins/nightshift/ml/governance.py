@@ -129,7 +129,7 @@ def check_gates(spec: Pipeline, evaluation: dict) -> list[dict]:
 
 def gate_name(gate: dict) -> str:
     """`roc_auc.min`, `region.roc_auc.slice_min`, `region.tpr_gap.max`: stable, tag-safe names."""
-    scope = gate.get("slice") or gate.get("attribute")
+    scope = gate.get("slice") or gate.get("attribute") or gate.get("column")
     return f"{scope}.{gate['metric']}.{gate['rule']}" if scope else f"{gate['metric']}.{gate['rule']}"
 
 
@@ -140,7 +140,7 @@ def gate_tags(gates: list[dict]) -> dict[str, str]:
         key = f"nightshift.gate.{i}.{gate_name(g)}"
         tags[key] = "pass" if g["passed"] else "fail"
         tags[f"{key}.value"] = "n/a" if g.get("value") is None else f"{g['value']:.6g}"
-        tags[f"{key}.threshold"] = f"{g['threshold']:.6g}"
+        tags[f"{key}.threshold"] = "n/a" if g.get("threshold") is None else f"{g['threshold']:.6g}"
     return tags
 
 

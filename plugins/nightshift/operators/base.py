@@ -28,12 +28,14 @@ def deterministic_errors() -> tuple[type[BaseException], ...]:
     parsing a DAG stays light. Everything else is an outage that Airflow retries with backoff."""
     from nightshift.io.snowflake import AccessDenied
     from nightshift.io.sql import SchemaMismatch
+    from nightshift.io.s3 import S3ConnectionMissing
     from nightshift.io.storage import OutsideRoots
+    from nightshift.io.tracking import UntrustedModel
     from nightshift.spec import SpecError
     from nightshift.steps import ingest, score, validate
 
     return (SpecError, ingest.IngestError, validate.ValidationFailed, score.ModelNotFound, SchemaMismatch, AccessDenied,
-            OutsideRoots)
+            OutsideRoots, UntrustedModel, S3ConnectionMissing)
 
 
 @contextmanager

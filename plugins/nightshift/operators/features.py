@@ -21,7 +21,8 @@ class FeaturesOperator(NightshiftOperator):
         from nightshift.steps import features
 
         try:
-            return features.prepare(self.spec, self.ingested["snapshot_uri"], self.ingested["run_dir"])
+            return features.prepare(self.spec, self.ingested["snapshot_uri"], self.ingested["run_dir"],
+                                    window=self.ingested.get("window"))
         except ValueError as exc:  # e.g. classes only in the held-out rows: the data, not an outage
             from nightshift.steps.ingest import IngestError
 

@@ -204,7 +204,9 @@ def local_path(uri: str) -> Path:
 def _root_problems(spec: Pipeline) -> list[tuple[str, str]]:
     problems = []
     roots = config.allowed_roots()
-    for field, uri in (("source.uri", spec.source.uri), ("source.score_uri", spec.source.score_uri)):
+    labels = spec.monitoring.performance.labels
+    for field, uri in (("source.uri", spec.source.uri), ("source.score_uri", spec.source.score_uri),
+                       ("monitoring.performance.labels.uri", labels and labels.uri)):
         if uri is None or not _is_local(uri):
             continue
         path = local_path(uri.replace("{ds}", "2000-01-01").replace("{ds_nodash}", "20000101"))
@@ -399,8 +401,28 @@ def _reference_problems(spec: Pipeline) -> list[tuple[str, str]]:
     for i, col in enumerate(spec.evaluation.slices):
         need(f"evaluation.slices[{i}]", col)
     problems += _governance_problems(spec, need)
+    problems += _guard_problems(spec)
     if spec.scoring.threshold is not None and spec.target.task != "binary":
         problems.append(("scoring.threshold", "a label threshold applies to binary tasks only"))
+    performance = spec.monitoring.performance
+    if performance.metric is not None and performance.metric not in spec.metrics:
+        problems.append(("monitoring.performance.metric", f"'{performance.metric}' is not among evaluation.metrics"))
+    return problems
+
+
+def _guard_problems(spec: Pipeline) -> list[tuple[str, str]]:
+    """Plausibility bounds and the label guard name known metrics; acknowledged leak columns are features."""
+    problems: list[tuple[str, str]] = []
+    ev = spec.evaluation
+    for metric in ev.plausible:
+        if metric not in spec.metrics:
+            problems.append((f"evaluation.plausible.{metric}", f"'{metric}' is not among evaluation.metrics"))
+    if ev.label_guard.metric is not None and ev.label_guard.metric not in spec.metrics:
+        problems.append(("evaluation.label_guard.metric", f"'{ev.label_guard.metric}' is not among evaluation.metrics"))
+    features = {*spec.feature_columns, *(d.name for d in spec.features.derived)}
+    for i, col in enumerate(ev.leak_guard.acknowledged):
+        if col not in features:
+            problems.append((f"evaluation.leak_guard.acknowledged[{i}]", f"'{col}' is not a feature column"))
     return problems
 
 

@@ -420,6 +420,47 @@ class FairnessGate(StrictModel):
     max: float = Field(ge=0.0, le=1.0, description="Largest allowed gap between the highest and lowest group.")
 
 
+class LeakGuard(StrictModel):
+    """Before promotion: a feature that alone predicts the held-out labels almost perfectly is a suspected target leak."""
+
+    enabled: bool = Field(True, description="Check every numeric, categorical and derived feature on the held-out rows.")
+    threshold: float = Field(
+        0.99, gt=0.5, le=1.0,
+        description="Binary: a feature's own ROC AUC (max(auc, 1 - auc)) at or above this blocks promotion; regression: "
+        "|correlation| with the label. Categorical features score by their per-category mean label, fitted on the training rows.",
+    )
+    acknowledged: list[Identifier] = Field(
+        default_factory=list, max_length=MAX_COLUMNS,
+        description="Features known to be safe although they predict the label this well: reported, never blocking.",
+    )
+
+
+class LabelGuard(StrictModel):
+    """The new labels are suspect (inverted, broken) when the champion collapses on them or their prevalence jumps:
+    no automatic promotion. With `promotion.approval: required` the version waits for a person with that evidence,
+    otherwise it is refused; an alert goes out either way."""
+
+    enabled: bool = Field(True, description="Compare the champion on the new held-out rows with its own recorded held-out metric.")
+    metric: str | None = Field(None, description="The metric compared (one of evaluation.metrics); defaults to the first of them.")
+    max_drop: float = Field(
+        0.25, gt=0.0, le=1.0,
+        description="Higher-is-better metrics: the champion scoring this much (absolute) below its recorded value is suspect; "
+        "an AUC below 0.5 where it was at least 0.6 is suspect too.",
+    )
+    max_relative_increase: float = Field(
+        1.0, gt=0.0, le=100.0, description="Lower-is-better metrics (rmse, log_loss, ...): the champion's error growing by more "
+        "than this fraction of its recorded value is suspect (1.0 = doubled).",
+    )
+    max_prevalence_change: float = Field(
+        0.25, gt=0.0, le=1.0, description="Binary: the window's positive rate moving more than this (absolute) from the "
+        "champion's training prevalence (version tag `nightshift.label_prevalence`) is suspect.",
+    )
+    max_mean_shift_sd: float = Field(
+        2.0, gt=0.0, le=100.0, description="Regression: the window's label mean moving more than this many standard deviations "
+        "of the champion's training labels (tags `nightshift.label_mean`, `nightshift.label_std`) is suspect.",
+    )
+
+
 class Evaluation(StrictModel):
     """Held-out metrics and the gates a challenger must pass to become champion."""
 
@@ -446,6 +487,18 @@ class Evaluation(StrictModel):
         description="What a gate vs the champion does when the champion as of this run's window end was fitted on rows later "
         "than this run's first held-out row (it has seen them, so the comparison means nothing): `fail` blocks promotion, "
         "`pass` lets the other gates decide. The reason says `not comparable` either way.",
+    )
+    plausible: dict[str, float] = Field(
+        default_factory=dict,
+        description="Plausibility bounds per metric, e.g. `{roc_auc: 0.995, log_loss: 0.01}`: a held-out value beyond one (above "
+        "it for higher-is-better metrics, below it for the others) is a suspected target leak and blocks promotion.",
+    )
+    leak_guard: LeakGuard = Field(default_factory=LeakGuard, description="Single features that predict the label too well.")
+    label_guard: LabelGuard = Field(default_factory=LabelGuard, description="Labels that look inverted or broken.")
+    min_class_rows: int = Field(
+        2, ge=1, le=10**6,
+        description="Classification: each class needs at least this many rows in the training and in the held-out split, "
+        "or the window fails before training (naming the window and the counts).",
     )
 
 

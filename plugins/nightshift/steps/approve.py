@@ -27,7 +27,11 @@ def request(spec: Pipeline, promotion: dict, evaluation: dict, run_id: str) -> t
     )
     gates = "\n".join(f"- {'PASS' if g['passed'] else 'FAIL'} {g['reason']}" for g in promotion["gates"]) or "- none declared"
     timeout = f"No answer within {spec.promotion.timeout_hours:g} h: **{spec.promotion.on_timeout}**."
-    body = f"""Version **{version}** of `{spec.name}` passed every gate. **Approve** moves alias `champion` to it;
+    suspect = promotion.get("suspect_labels") or []
+    warning = ("**The new labels look suspect; check them before you approve:**\n" + "\n".join(f"- {r}" for r in suspect) + "\n\n"
+               if suspect else "")
+    every = "every other gate" if suspect else "every gate"
+    body = f"""{warning}Version **{version}** of `{spec.name}` passed {every}. **Approve** moves alias `champion` to it;
 **Reject** keeps {label} and leaves version {version} as `challenger`. Give a reason either way.
 
 | metric | version {version} | {label} | difference |

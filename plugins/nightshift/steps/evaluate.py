@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from nightshift.io import storage, tracking
-from nightshift.ml import metrics
+from nightshift.ml import guards, metrics
 from nightshift.spec import Pipeline
 from nightshift.steps.features import model_input
 from nightshift.ml.modelling import feature_importance, model_input_columns, score_model, target_values
@@ -116,6 +116,29 @@ def plot(spec: Pipeline, y_true: Any, scores: Any, importance: list[tuple[str, f
     return files
 
 
+def guard_results(spec: Pipeline, train: "pd.DataFrame", test: "pd.DataFrame", y_train: Any, y: Any, result: dict) -> dict:
+    """Leak scan, this window's label stats, the label check against the champion, and the alerts they raise
+    (nightshift.ml.guards; promote's gates read them from the evaluation)."""
+    import numpy as np
+
+    stats = guards.label_stats(spec.target.task, np.concatenate([np.asarray(y_train), np.asarray(y)]))
+    version, recorded, then = result.get("champion_version"), {}, {}
+    if version is not None and result.get("champion"):
+        record = tracking.version_record(spec.name, version)
+        recorded, tags = record["metrics"], record["tags"]
+        then = {key: float(tags[tag]) for key, tag in (("prevalence", "nightshift.label_prevalence"), ("mean", "nightshift.label_mean"),
+                                                       ("std", "nightshift.label_std")) if tags.get(tag)}
+    scan = guards.leak_scan(spec, train, test, y_train, y)
+    check = guards.label_check(spec, version if result.get("champion") else None, recorded, result.get("champion"), then, stats)
+    out = {"leak_scan": scan, "label_stats": stats, "label_check": check}
+    out["alerts"] = guards.alerts(spec, out)
+    if scan["flagged"]:
+        log.warning("suspected target leak: %s", guards.leak_text(scan))
+    for text in out["alerts"]:
+        log.warning("%s", text)
+    return out
+
+
 def evaluate_once(spec: Pipeline, model_uri: str, prepared: dict, run_id: str, run_dir: str, data: dict,
                   validation: dict | None = None) -> dict:
     """The whole evaluation from ONE load of the challenger and ONE prediction of the held-out rows.
@@ -151,7 +174,10 @@ def evaluate_once(spec: Pipeline, model_uri: str, prepared: dict, run_id: str, r
             mlflow.log_artifact(str(png), "evaluation")
             storage.put_file(png, f"{run_dir}/evaluate/{png.name}")
         mlflow.log_dict({"importance": importance[:50], **result}, "evaluation/summary.json")
-    y_train = target_values(spec, storage.read_parquet(prepared["train_uri"], columns=[spec.target.column]))
+    train_columns = list(dict.fromkeys([spec.target.column, *spec.features.categorical.columns]))
+    train = storage.read_parquet(prepared["train_uri"], columns=train_columns)
+    y_train = target_values(spec, train)
+    result.update(guard_results(spec, train, test, y_train, y, result))
     data = {**data, "test_rows": len(test)}
     html_text, assessed, gates = report.build(spec, model, test, y_train, result, data, validation,
                                               predicted=(y, scores, classes), importance=importance)

@@ -29,10 +29,26 @@ def split(spec: Pipeline, rows: "pd.DataFrame", fraction: float | None = None) -
     return train.reset_index(drop=True), test.reset_index(drop=True)
 
 
-def prepare(spec: Pipeline, snapshot_uri: str, run_dir: str) -> dict:
-    """Split the snapshot and save both halves to the run folder; the fit happens with the model."""
+def window_text(window: dict | None) -> str:
+    """`window 2025-07-05 .. 2026-01-02` (or `the training snapshot` when the window is unknown)."""
+    if not window or not window.get("start") or not window.get("end"):
+        return "the training snapshot"
+    return f"window {str(window['start'])[:10]} .. {str(window['end'])[:10]}"
+
+
+def prepare(spec: Pipeline, snapshot_uri: str, run_dir: str, window: dict | None = None) -> dict:
+    """Split the snapshot and save both halves to the run folder; the fit happens with the model.
+
+    A degenerate window (one class, too few rows of a class in either split, a constant regression label) fails here,
+    before training, with ingest.IngestError naming the window and the counts."""
+    from nightshift.ml.guards import degenerate_labels
+    from nightshift.steps.ingest import IngestError
+
     rows = storage.read_parquet(snapshot_uri)
     train, test = split(spec, rows)
+    problem = degenerate_labels(spec, train[spec.target.column].dropna(), test[spec.target.column].dropna())
+    if problem:
+        raise IngestError(f"{window_text(window)} ({len(rows):,} rows: {len(train):,} training, {len(test):,} held-out): {problem}")
     if spec.target.task != "regression":
         missing = set(test[spec.target.column].unique()) - set(train[spec.target.column].unique())
         if missing:

@@ -14,10 +14,11 @@ import json
 import logging
 
 from nightshift.io import tracking
-from nightshift.ml import governance, metrics
+from nightshift.ml import governance, guards, metrics
 from nightshift.spec import Gate, Pipeline
 
 log = logging.getLogger(__name__)
+LABEL_PREVALENCE_TAG = "nightshift.label_prevalence"
 
 
 def _rule(gate: Gate) -> tuple[str, float]:
@@ -84,9 +85,18 @@ def check_gate(gate: Gate, evaluation: dict, not_comparable: str = "fail") -> di
 
 
 def check_gates(spec: Pipeline, evaluation: dict) -> list[dict]:
-    """Metric gates, then slice and fairness gates (nightshift.ml.governance)."""
+    """Metric gates, slice and fairness gates (nightshift.ml.governance), then the guards (nightshift.ml.guards: target
+    leak, plausibility, label sanity)."""
     policy = spec.evaluation.not_comparable
-    return [*(check_gate(gate, evaluation, policy) for gate in spec.evaluation.gates), *governance.check_gates(spec, evaluation)]
+    return [*(check_gate(gate, evaluation, policy) for gate in spec.evaluation.gates), *governance.check_gates(spec, evaluation),
+            *guards.check_gates(spec, evaluation)]
+
+
+def label_tags(spec: Pipeline, evaluation: dict) -> dict[str, str]:
+    """The version's training label stats (what a later run's label guard compares with)."""
+    stats = evaluation.get("label_stats") or {}
+    names = {"prevalence": LABEL_PREVALENCE_TAG, "mean": "nightshift.label_mean", "std": "nightshift.label_std"}
+    return {tag: f"{stats[key]:.6g}" for key, tag in names.items() if stats.get(key) is not None}
 
 
 def backfill_reason(spec: Pipeline, evaluation: dict) -> str | None:
@@ -118,14 +128,20 @@ def promote(spec: Pipeline, model_uri: str, run_id: str, evaluation: dict, dry_r
     `promote_backfill` (trigger form) asks for it. Every move of `champion` is recorded in its history.
     """
     gates = evaluation["gates"] if "gates" in evaluation else check_gates(spec, evaluation)  # evaluate checked them once
-    failed = [g for g in gates if not g["passed"]]
+    suspect = [g for g in gates if not g["passed"] and g.get("approvable")]  # suspect labels: a person decides with the evidence
+    failed = [g for g in gates if not g["passed"] and not g.get("approvable")]
     backfill = backfill_reason(spec, evaluation)
     held = backfill is not None and not promote_backfill  # registered and reported, never promoted
     awaiting = not failed and not held and spec.promotion.approval == "required"  # a person decides after the gates
+    leaks = [g["leak"] for g in gates if not g["passed"] and g.get("leak")]
     summary = {"gates": gates, "passed": not failed, "dry_run": dry_run, "version": None, "alias": None,
-               "awaiting_approval": awaiting and not dry_run, "backfill": backfill, "promote_backfill": promote_backfill}
+               "awaiting_approval": awaiting and not dry_run, "backfill": backfill, "promote_backfill": promote_backfill,
+               "suspect_labels": [g["reason"] for g in suspect]}
     for g in gates:
         log.info("gate %s %s: %s", "PASS" if g["passed"] else "FAIL", g["metric"], g["reason"])
+    for g in gates:
+        if not g["passed"] and g.get("kind") in (guards.LEAK, guards.PLAUSIBLE, guards.LABELS):
+            log.warning("%s: %s", spec.name, g["reason"])
     if backfill:
         log.info("%s; %s", backfill, "promote_backfill is set: it may become champion" if promote_backfill else "champion stays")
     if dry_run:
@@ -138,6 +154,8 @@ def promote(spec: Pipeline, model_uri: str, run_id: str, evaluation: dict, dry_r
     )
     reason = "; ".join(g["reason"] for g in failed) if failed else (
         "all gates passed; waiting for approval" if awaiting else "all gates passed")
+    if suspect and not failed:
+        reason = "; ".join(g["reason"] for g in suspect) + ("; waiting for approval" if awaiting else "")
     if held:
         reason = f"{backfill}; champion unchanged (trigger with promote_backfill to promote it); {reason}"
     tags = {
@@ -148,6 +166,9 @@ def promote(spec: Pipeline, model_uri: str, run_id: str, evaluation: dict, dry_r
            if evaluation.get(field)},
         **({tracking.BACKFILL_TAG: "true", f"{tracking.BACKFILL_TAG}.reason": backfill[:5000]} if backfill else {}),
         **governance.gate_tags(gates),
+        **label_tags(spec, evaluation),
+        **({"nightshift.leak": "; ".join(leaks)[:5000]} if leaks else {}),
+        **({"nightshift.label_check": "; ".join(g["reason"] for g in suspect)[:5000]} if suspect else {}),
     }
     for key, value in tags.items():
         client.set_model_version_tag(spec.name, version.version, key, value)

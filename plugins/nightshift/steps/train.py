@@ -61,7 +61,8 @@ def train(spec: Pipeline, train_uri: str, run_id: str, lineage: dict) -> dict:
         if trials:
             mlflow.log_dict({"trials": trials, "best": best_params}, "tuning/trials.json")
         info = mlflow.sklearn.log_model(
-            model, name=MODEL_ARTIFACT, signature=signature, input_example=sample, serialization_format="cloudpickle"
+            model, name=MODEL_ARTIFACT, signature=signature, input_example=sample, serialization_format="skops",
+            skops_trusted_types=tracking.trusted_model_types(),  # loading checks against our own list, not this copy
         )
     log.info("trained %s on %d rows; model %s", spec.model.estimator or "xgboost", len(rows), info.model_uri)
     return {"model_uri": info.model_uri, "train_rows": len(rows), "best_params": json.loads(json.dumps(best_params, default=str))}
