@@ -146,16 +146,19 @@ def test_failure_inside_publish_keeps_previous_rows(trained, warehouse, tmp_path
     pd.testing.assert_frame_equal(before, table(warehouse))
 
 
-def test_empty_partition_succeeds_with_zero_rows_and_replaces(trained, warehouse, tmp_path, monkeypatch):
+def test_an_empty_partition_never_replaces_published_rows(trained, warehouse, tmp_path, monkeypatch):
+    """A 0-row file for a day that already holds rows fails publish and keeps them (issue #14: no silent empty
+    publish); scoring.allow_empty_days lets it through for data where empty days are real."""
     landing = tmp_path / "landing"
     write_credit_applications(landing, date(2026, 2, 1), date(2026, 2, 1), rows_per_day=40)
     monkeypatch.setenv("NIGHTSHIFT_CREDIT_SOURCE_URI", str(landing))
     assert run_score("2026-02-03")[0].state == "success" and len(table(warehouse)) > 0
+    before = table(warehouse)
     part = landing / "dt=2026-02-01" / "part-0.parquet"
     pd.read_parquet(part).head(0).to_parquet(part, index=False)
     dag_run, states = run_score("2026-02-03")
-    assert dag_run.state == "success", states
-    assert table(warehouse).empty
+    assert dag_run.state == "failed" and states["publish"] == "failed", states
+    pd.testing.assert_frame_equal(before, table(warehouse))
 
 
 def test_bad_scoring_data_stops_before_publish(trained, warehouse, tmp_path, monkeypatch):

@@ -12,7 +12,8 @@ from datetime import datetime
 
 from nightshift.io import storage
 from nightshift.spec import Pipeline
-from nightshift.steps.ingest import Window, is_writer_marker, utc
+from nightshift.steps.ingest import is_writer_marker
+from nightshift.steps.score import scoring_window
 
 
 def _has_data_file(spec: Pipeline, folder: storage.Location) -> bool:
@@ -22,7 +23,7 @@ def _has_data_file(spec: Pipeline, folder: storage.Location) -> bool:
 
 def missing_inputs(spec: Pipeline, start: datetime, end: datetime) -> list[str]:
     """What has not landed yet for the scoring interval [start, end): folders, files or a table; [] when all has."""
-    window = Window(utc(start), utc(end))
+    window = scoring_window(start, end)  # the same whole UTC days that ingest will read
     if spec.source.snowflake is not None:
         if not spec.source.wait.require_rows:
             return []
