@@ -31,7 +31,9 @@ import yaml
 MAX_CATEGORIES = 30  # text columns with at most this many distinct values are categories
 MAX_INTEGER_LEVELS = 24  # integer columns with at most this many distinct values are codes: categories
 MAX_CODE_VALUES = 200  # integer columns named like codes are categories up to this many values (more: not a feature)
-BOUND_MARGIN = 0.10  # drafted min/max: the data's range widened by this share of it on each side
+# Drafted min/max: the data's range widened by this share of it on each side. Wide on purpose: a bound is there to
+# catch a unit or encoding error (10x, a sign flip), not ordinary new values; 10% rejected 3 of 114 real new rows.
+BOUND_MARGIN = 1.0
 GATE_MARGIN = 0.10  # a floor lies this share of the way from the trivial baseline to a perfect score
 ROW_KEY = "row_key"  # name of the computed key column (ROW_KEY_FALLBACK when the file already has one)
 ROW_KEY_FALLBACK = "nightshift_row_key"
