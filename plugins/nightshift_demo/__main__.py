@@ -11,9 +11,10 @@ import argparse
 import json
 import subprocess
 import sys
+from datetime import date, timedelta
 
 from nightshift import config
-from nightshift.cli.summary import partitions_summary, train_summary
+from nightshift.cli.summary import partitions_summary, performance_summary, train_summary
 
 from nightshift_demo.generate import add_generate_arguments, run_generate
 
@@ -47,11 +48,28 @@ def how_to_look() -> str:
     )
 
 
+def performance_dates(last: str) -> tuple[date, date]:
+    """(a day to score after the demo's scoring runs, the day label_delay_days before it, to backfill first)."""
+    from nightshift.spec import find_spec
+
+    matured = date.fromisoformat(last)
+    return matured, matured - timedelta(days=find_spec(PIPELINE).training.label_delay_days)
+
+
+def score_day(day: date) -> bool:
+    """Score exactly one UTC day (the form's interval), as a backfill or a late run would."""
+    after = (day + timedelta(days=1)).isoformat()
+    return airflow_dags_test(f"{PIPELINE}_score", after, conf={"interval_start": day.isoformat(), "interval_end": after})
+
+
 def run_demo(args: argparse.Namespace) -> None:
     airflow_dags_test(f"{PIPELINE}_train", args.train_date)
     print()
     print(train_summary(PIPELINE))
     print()
+    matured, backfill = performance_dates(args.score_dates[-1])
+    print(f"backfilling {PIPELINE}_score for {backfill}: its labels mature by {matured} (training.label_delay_days)")
+    score_day(backfill)
     for day in args.score_dates:
         airflow_dags_test(f"{PIPELINE}_score", day)
     before = partitions_summary(PIPELINE)
@@ -62,6 +80,10 @@ def run_demo(args: argparse.Namespace) -> None:
     after = partitions_summary(PIPELINE)
     print("\n" + after)
     print("\nrerun changed no counts" if after == before else "\nWARNING: counts changed after the rerun")
+    print(f"\nscoring {matured}: its performance is estimated from the scores (labels arrive in "
+          f"{(matured - backfill).days} days); {backfill}'s labels have matured, so its performance is realized")
+    score_day(matured)
+    print("\n" + performance_summary(PIPELINE))
     if args.drift_date:
         from nightshift_demo.drift import drift_demo
 

@@ -25,7 +25,8 @@ def train_summary(pipeline: str, dag_run_id: str | None = None) -> str:
     tags, params, metrics = run.data.tags, run.data.params, run.data.metrics
     lines = [
         f"training run {tags.get(tracking.DAG_RUN_TAG)} (MLflow run {run_id})",
-        f"  window       {tags.get('nightshift.window_start', '-')} .. {tags.get('nightshift.window_end', '-')}",
+        f"  window       {tags['nightshift.window_start']} .. {tags.get('nightshift.window_end', '-')}" if tags.get("nightshift.window_start")
+        else "  window       the whole source (no event_time column)",
         f"  rows         {params.get('rows_in_window', '-')} in window, data hash {tags.get('nightshift.data_hash', '-')}",
         "  metrics      " + ", ".join(f"{k[5:]}={v:.4f}" for k, v in sorted(metrics.items()) if k.startswith("test_")),
         f"  report       {tags.get('nightshift.report', '-')}",
@@ -66,4 +67,65 @@ def score_summary(spec: Any, conf: dict) -> str:
              f"  {spec.scoring.output_table}: PARTITION_DATE  MODEL_VERSION  ROWS"]
     shown = [(day, version, count) for day, version, count in rows if str(day)[:10] in days]
     lines += [f"    {day}  {version:>13}  {count:>6}" for day, version, count in shown] or ["    no rows published for these days"]
+    return "\n".join(lines)
+
+
+def _recent(spec: Any, table: str, days: int) -> Any:
+    """The rows of the `days` latest partition dates present in a MODEL_NAME/PARTITION_DATE table."""
+    import pandas as pd
+
+    from nightshift.io.warehouse import get_warehouse
+
+    warehouse = get_warehouse(spec.scoring.warehouse_conn_id)
+    present = sorted({d if isinstance(d, date) else pd.Timestamp(d).date() for d, _, _ in warehouse.rows_per_partition(table, spec.name)})
+    if not present:
+        return pd.DataFrame()
+    frame = warehouse.read_rows(table, spec.name, present[-days:])
+    return frame.assign(PARTITION_DATE=pd.to_datetime(frame["PARTITION_DATE"]).dt.date) if not frame.empty else frame
+
+
+def drift_summary(pipeline: str, days: int = 14) -> str:
+    """The drift verdict per date (worst status of its gated rows) of the latest `days` dates, from `_MONITORING`."""
+    from nightshift.ml import drift
+    from nightshift.spec import find_spec
+    from nightshift.steps.monitor import monitoring_table
+
+    spec = find_spec(pipeline)
+    frame = _recent(spec, monitoring_table(spec), days)
+    lines = [f"{monitoring_table(spec)}: drift verdicts of the last {days} dates"]
+    if frame.empty:
+        return "\n".join([*lines, "  no monitoring rows"])
+    for (day, version), part in frame.groupby(["PARTITION_DATE", "MODEL_VERSION"]):
+        gated = part[part["MODE"].fillna("gate") == "gate"]
+        flagged = gated[gated["STATUS"].isin([drift.WARN, drift.FAIL])]["FEATURE"].tolist()
+        verdict = drift.worst(gated["STATUS"].tolist())
+        lines.append(f"  {day}  v{version:<4} {verdict:<5} {', '.join(flagged[:6]) or ''}".rstrip())
+    return "\n".join(lines)
+
+
+def performance_summary(pipeline: str, days: int = 14) -> str:
+    """Realized and estimated values of the deciding metric per date and version, from `_PERFORMANCE`."""
+    from nightshift.spec import find_spec
+    from nightshift.steps import performance
+
+    spec = find_spec(pipeline)
+    table, metric = performance.performance_table(spec), performance.deciding_metric(spec)
+    frame = _recent(spec, table, days + spec.training.label_delay_days)
+    if not frame.empty:  # the latest `days` dates of each kind: realized dates lag the estimated ones by the label delay
+        latest = frame.groupby("KIND")["PARTITION_DATE"].transform(lambda d: d.isin(sorted(set(d))[-days:]))
+        frame = frame[latest]
+    lines = [f"{table}: {metric} of the last {days} dates of each kind (estimated before labels, realized after "
+             f"{spec.training.label_delay_days} days; interval {spec.monitoring.performance.confidence:.0%})",
+             f"  {'PARTITION_DATE':<14} {'VERSION':<7} {'KIND':<9} {'VALUE':>7} {'INTERVAL':<17} {'ROWS':>6} {'HELD-OUT':>8}  STATUS"]
+    if frame.empty:
+        return "\n".join([*lines, "  no performance rows"])
+
+    def num(value: Any, width: int = 6) -> str:
+        return "-" if value is None or value != value else f"{value:.{3 if width <= 6 else 4}f}"
+
+    shown = frame[frame["METRIC"] == metric].sort_values(["PARTITION_DATE", "MODEL_VERSION", "KIND"], ascending=[True, True, False])
+    for r in shown.to_dict("records"):
+        interval = f"[{num(r['LOWER'])}, {num(r['UPPER'])}]"
+        lines.append(f"  {str(r['PARTITION_DATE']):<14} v{r['MODEL_VERSION']:<6} {r['KIND']:<9} {num(r['VALUE']):>7} {interval:<17} "
+                     f"{int(r['ROWS']):>6} {num(r['BASELINE']):>8}  {r['STATUS']}")
     return "\n".join(lines)

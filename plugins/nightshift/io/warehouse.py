@@ -17,6 +17,7 @@ from nightshift import config
 from nightshift.io.sql import create_table_sql, evolution_sql, identifier, sql_type, with_backoff  # noqa: F401 - re-exported
 
 if TYPE_CHECKING:
+    import pandas as pd
     import pyarrow as pa
 
 log = logging.getLogger(__name__)
@@ -34,6 +35,9 @@ class Warehouse(Protocol):
 
     def rows_per_partition(self, table: str, model_name: str) -> list[tuple]:
         """(PARTITION_DATE, MODEL_VERSION, rows) for a pipeline, for summaries."""
+
+    def read_rows(self, table: str, model_name: str, dates: list[date], columns: list[str] | None = None) -> "pd.DataFrame":
+        """`model_name`'s rows of `dates` (all columns, or `columns`); an empty frame when the table does not exist."""
 
 
 class DuckDBWarehouse:
@@ -92,6 +96,21 @@ class DuckDBWarehouse:
                 ).fetchall()
         except (duckdb.CatalogException, RuntimeError):
             return []
+
+
+    def read_rows(self, table: str, model_name: str, dates: list[date], columns: list[str] | None = None) -> "pd.DataFrame":
+        import duckdb
+        import pandas as pd
+
+        selected = ", ".join(identifier(c) for c in columns) if columns else "*"
+        if not Path(self.path).exists():
+            return pd.DataFrame(columns=columns or [])
+        try:
+            with self.connect(read_only=True) as con:
+                return con.execute(f"SELECT {selected} FROM {identifier(table)} WHERE MODEL_NAME = ? "
+                                   "AND PARTITION_DATE IN (SELECT UNNEST(?::DATE[]))", [model_name, list(dates)]).df()
+        except (duckdb.CatalogException, duckdb.IOException):
+            return pd.DataFrame(columns=columns or [])
 
 
 def get_warehouse(conn_id: str | None = None) -> Warehouse:

@@ -13,20 +13,23 @@ Parse-time light (airflow.sdk only): the operators load the monitoring step insi
 
 from __future__ import annotations
 
-from airflow.sdk import AssetOrTimeSchedule
+from airflow.sdk import AssetAny, AssetOrTimeSchedule
 
 from nightshift.operators.assets import drift_asset
 from nightshift.operators.monitor import DriftEventOperator, MonitorOperator
+from nightshift.render import performance
 from nightshift.spec import Pipeline
 
 
 def train_schedule(spec: Pipeline, timetable):
     """The train DAG's schedule: its cron timetable, OR the drift asset when retrain_on_drift is set."""
-    if not spec.monitoring.retrain_on_drift:
+    assets = performance.retraining_assets(spec)
+    if not assets:
         return timetable
+    condition = assets if len(assets) == 1 else AssetAny(*assets)  # either event retrains
     if timetable is None:
-        return [drift_asset(spec.name)]
-    return AssetOrTimeSchedule(timetable=timetable, assets=[drift_asset(spec.name)])
+        return condition
+    return AssetOrTimeSchedule(timetable=timetable, assets=condition)
 
 
 def add_monitor(spec: Pipeline, scored, ingested, model_ref, published, summary) -> None:
@@ -40,6 +43,7 @@ def add_monitor(spec: Pipeline, scored, ingested, model_ref, published, summary)
     monitored >> summary
     if spec.monitoring.retrain_on_drift:
         monitored >> DriftEventOperator(task_id="drift_event", pipeline=spec.name)
+    performance.add_performance(spec, ingested, published, monitored)
 
 
 def score_doc(spec: Pipeline) -> str:
@@ -51,4 +55,5 @@ def score_doc(spec: Pipeline) -> str:
     return (f"\n**Monitoring** ({where}): PSI per input column and for the score against the model version's training "
             f"reference; warn at {d.warn}, fail at {d.fail} (above the noise floor at significance {d.significance}). Rows go "
             f"to `{spec.scoring.output_table}_MONITORING`, reports to the run folder and MLflow "
-            f"`monitoring/<date>/`; alerts to {spec.monitoring.notify.notifier or 'the task log'}.{retrain}")
+            f"`monitoring/<date>/`; alerts to {spec.monitoring.notify.notifier or 'the task log'}.{retrain}"
+            f"{performance.score_doc(spec)}")

@@ -29,6 +29,17 @@ def threshold_warning(threshold: float, scores: Any) -> str | None:
             "fairness gaps) are degenerate. Set `evaluation.threshold` in the spec inside the score range.")
 
 
+def calibration_warning(evaluation: dict) -> str | None:
+    """A warning when the held-out scores are too poorly calibrated for estimated (CBPE) performance to be trusted."""
+    found = evaluation.get("calibration") or {}
+    ece, bound = found.get("ece"), found.get("max_ece")
+    if ece is None or bound is None or not ece > bound:
+        return None
+    return (f"expected calibration error on the held-out rows is {ece:.3f}, above monitoring.performance.max_ece = {bound}: the "
+            "scores are not probabilities, so the estimated performance of scored days (before labels arrive) cannot be "
+            "trusted; rely on realized performance, or calibrate the model.")
+
+
 def confusion(y: Any, scores: Any, threshold: float, labels: tuple[str, str]) -> dict:
     """The binary confusion matrix at `threshold` as counts, rows actual and columns predicted (negative, positive)."""
     import numpy as np
@@ -82,5 +93,5 @@ def page(spec: Pipeline, *, evaluation: dict, metric_rows: list[dict], gates: li
         validation=_validation(validation), evaluation=evaluation, metric_rows=metric_rows, confusion=confusion,
         gates=[{**g, "name": governance.gate_name(g)} for g in gates], images=images,
         slices=assessed.get("slices") or {}, fairness=_fairness(assessed), min_slice_rows=assessed.get("min_slice_rows"),
-        extra=["positives"] if spec.target.task == "binary" else [],
+        extra=["positives"] if spec.target.task == "binary" else [], calibration=evaluation.get("calibration"),
     )

@@ -105,7 +105,7 @@ def build(spec: Pipeline, model: Any, test: "pd.DataFrame", y_train: Any, evalua
     if spec.target.task == "binary":  # the data's own labels; a warning when the threshold makes the matrix degenerate
         threshold = spec.evaluation.threshold
         labels = binary_labels(spec, test[spec.target.column] if spec.target.column in test.columns else [])
-        warnings = [w for w in [reporting.threshold_warning(threshold, scores)] if w]
+        warnings = [w for w in [reporting.threshold_warning(threshold, scores), reporting.calibration_warning(evaluation)] if w]
         confusion = reporting.confusion(y, scores, threshold, labels)
     html_text = render(spec, evaluation=evaluation, gates=gates, assessed=assessed, balance=target_summary(spec, y_train, y, labels),
                        images=plots(spec, y, scores, classes, importance, labels or ("0", "1")), data=data, validation=validation,
