@@ -10,7 +10,7 @@ Then build_score_dag(spec).test() runs twice for that day:
 Durations are the task instances' own (start to end); `overhead` is the dag.test() wall time not
 spent inside any task (scheduling, state, XCom). dag.test() runs tasks one after another in
 process, so the four mapped `score` shards are sequential here. Also reported: a cold
-`import nightshift.operators.runtime` in a fresh interpreter, the fixed cost each task process pays first.
+`import nightshift.operators.base` in a fresh interpreter, the fixed cost each task process pays first.
 Usage: python benchmarks/bench_tasks.py [--rows 100000]
 """
 
@@ -60,7 +60,7 @@ def run_once(dag) -> dict:
 
 
 def cold_import_seconds() -> float:
-    code = "import time; t = time.perf_counter(); import nightshift.operators.runtime; print(time.perf_counter() - t)"
+    code = "import time; t = time.perf_counter(); import nightshift.operators.base; print(time.perf_counter() - t)"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     if done.returncode != 0:
         raise SystemExit(done.stderr[-2000:])

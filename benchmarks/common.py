@@ -180,7 +180,8 @@ def train_champion(spec, rows: int, pyfunc_predict_fn: str = "predict_proba") ->
     experiment = tracking.experiment_id(spec.name)
     with mlflow.start_run(experiment_id=experiment):
         info = mlflow.sklearn.log_model(model, name="model", signature=signature, input_example=sample,
-                                        serialization_format="cloudpickle", pyfunc_predict_fn=pyfunc_predict_fn)
+                                        serialization_format="skops", pyfunc_predict_fn=pyfunc_predict_fn,
+                                        skops_trusted_types=tracking.trusted_model_types())  # as the train step logs it
     version = mlflow.register_model(info.model_uri, spec.name)
     client.set_registered_model_alias(spec.name, tracking.CHAMPION, version.version)
     return {**score.resolve_model(spec), "fitted": model}

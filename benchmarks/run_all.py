@@ -2,7 +2,7 @@
 
 Each script prints one JSON line; this collects them, keeps the raw results and logs in
 .local/bench/, and renders a markdown report with the machine's cores and memory, the system load
-around each run (the machine may be shared), the five figures with their ratios against the aims,
+around each run (the machine may be shared), the six figures with their ratios against the aims,
 per-benchmark details, and the hand-written analysis in benchmarks/NOTES.md.
 
     python benchmarks/run_all.py                 # full sizes (~8 minutes on 2 idle cores)
@@ -32,10 +32,12 @@ BENCHMARKS = {  # name: (script, full-size arguments, smoke-test arguments)
     "parse": ("bench_parse.py", ["--counts", "1", "10", "100", "--repeats", "3"], ["--counts", "1", "2", "--repeats", "1"]),
     "training": ("bench_training.py", ["--rows", "200000", "--repeats", "3"], ["--rows", "2000", "--repeats", "1"]),
     "tasks": ("bench_tasks.py", ["--rows", "100000"], ["--rows", "2000", "--train-rows", "1000"]),
+    "dag": ("bench_dag.py", ["--rows", "1000000", "10000000"],
+            ["--rows", "3000", "9000", "--train-rows", "1000", "--predict-rows", "3000"]),
 }
 AIMS = {
     "scoring_limit": 0.5, "scoring_naive": 5.0, "memory_ratio": 1.3, "parse_ms_per_spec": 30.0, "parse_100_seconds": 3.0,
-    "training_ratio": 1.3,
+    "training_ratio": 1.3, "dag_rss_ratio": 1.3, "dag_marginal_to_predict": 0.5, "dag_predict_to_booster": 0.6,
 }
 
 
@@ -125,6 +127,18 @@ def summary_rows(r: dict) -> list[list[str]]:
                      f"warm **{k['warm_wall_seconds']:.1f} s** (cold {k['cold_wall_seconds']:.1f} s)",
                      f"scoring tasks {score_share:.0%} of warm wall time; outside tasks {k['warm_overhead_seconds']:.1f} s",
                      "none set", "-"])
+    if d := r.get("dag"):
+        small, large = d["small"], d["large"]
+        rows.append(["6 Whole scoring DAG", f"{_n(small['rows'])} and {_n(large['rows'])} rows, each task in a fresh process: "
+                     f"steps {small['step_seconds']:.1f} s and **{large['step_seconds']:.1f} s**; marginal "
+                     f"**{_n(d['marginal_rows_per_s'])} rows/s**; in-memory predict {_n(d['predict_rows_per_s'])} rows/s, "
+                     f"bare booster {_n(d['booster_rows_per_s'])} rows/s",
+                     f"worst per-task peak RSS large/small **{d['worst_peak_rss_ratio']:.2f}** ({d['worst_peak_rss_task']})<br>"
+                     f"marginal/predict **{d['ratio_marginal_to_predict']:.2f}**<br>predict/booster **{d['ratio_predict_to_booster']:.2f}**",
+                     f"≤ {AIMS['dag_rss_ratio']}<br>≥ {AIMS['dag_marginal_to_predict']}<br>≥ {AIMS['dag_predict_to_booster']}",
+                     f"{_verdict(d['worst_peak_rss_ratio'] <= AIMS['dag_rss_ratio'])}<br>"
+                     f"{_verdict(d['ratio_marginal_to_predict'] >= AIMS['dag_marginal_to_predict'])}<br>"
+                     f"{_verdict(d['ratio_predict_to_booster'] >= AIMS['dag_predict_to_booster'])}"])
     return rows
 
 
@@ -194,9 +208,30 @@ def details(r: dict) -> list[str]:
             out.append(f"| {name} | {w.get('instances', c.get('instances', 0))} | {c.get('seconds', 0):.2f} | {w.get('seconds', 0):.2f} |")
         out += [f"| *outside tasks (dag.test bookkeeping)* | | {k['cold_overhead_seconds']:.2f} | {k['warm_overhead_seconds']:.2f} |",
                 f"| **wall time** | | **{k['cold_wall_seconds']:.2f}** | **{k['warm_wall_seconds']:.2f}** |", "",
-                f"A cold `import nightshift.operators.runtime` in a fresh interpreter takes {k['cold_import_runtime_seconds']:.2f} s: in a deployment "
+                f"A cold `import nightshift.operators.base` in a fresh interpreter takes {k['cold_import_runtime_seconds']:.2f} s: in a deployment "
                 f"every task is its own process and pays it (plus what its step imports) each time. Setup, not timed above: "
                 f"`airflow db migrate` {k['airflow_db_migrate_seconds']:.0f} s, data and champion {k['setup_seconds']:.0f} s.", ""]
+    if d := r.get("dag"):
+        small, large = d["small"], d["large"]
+        out += ["### 6. The whole scoring DAG at scale, task by task", "",
+                f"`{common.PIPELINE}_score` for one day landed as parquet files of at most 1M rows: resolve_model, ingest, validate, "
+                "plan_shards, score ×shards, publish, monitor, each in a fresh process calling the step as its operator does "
+                "(`benchmarks/bench_dag.py`). Step s = inside the step; process s = the child's wall time (interpreter and imports "
+                "too); peak = the child's ru_maxrss (the largest shard for score).", "",
+                f"| task | instances | step s {_n(small['rows'])} | step s {_n(large['rows'])} | process s {_n(large['rows'])} | "
+                f"peak RSS MiB {_n(small['rows'])} | peak RSS MiB {_n(large['rows'])} | large/small |",
+                "|---|---:|---:|---:|---:|---:|---:|---:|"]
+        for name, t in large["tasks"].items():
+            s0 = small["tasks"][name]
+            out.append(f"| {name} | {t['instances']} | {s0['seconds']:.2f} | {t['seconds']:.2f} | {t['wall_seconds']:.2f} | "
+                       f"{_n(s0['peak_rss_mib'])} | {_n(t['peak_rss_mib'])} | {d['peak_rss_ratio_by_task'][name]:.2f} |")
+        p = large["predict"]
+        out += [f"| **all tasks** | | **{small['step_seconds']:.2f}** | **{large['step_seconds']:.2f}** | **{large['wall_seconds']:.2f}** | | | |",
+                "", f"Marginal throughput of the whole DAG ({_n(large['rows'] - small['rows'])} extra rows over the extra step seconds): "
+                f"{_n(d['marginal_rows_per_s'])} rows/s. The champion's predict_proba on {_n(p['rows'])} rows already in memory: "
+                f"{p['pipeline']:.2f} s ({_n(d['predict_rows_per_s'])} rows/s), of which the fitted transform {p['transform']:.2f} s; "
+                f"the bare booster's inplace_predict on the transformed matrix {p['booster']:.2f} s ({_n(d['booster_rows_per_s'])} rows/s). "
+                f"Ratios: marginal/predict {d['ratio_marginal_to_predict']:.2f}, predict/booster {d['ratio_predict_to_booster']:.2f}.", ""]
     return out
 
 

@@ -2,7 +2,7 @@
 
 The figures themselves are measurements, not pass/fail criteria (`make bench` produces them);
 this only checks that `benchmarks/run_all.py --quick` runs every benchmark end to end, that each
-prints its JSON figures, and that the markdown report holds all five with their ratios.
+prints its JSON figures, and that the markdown report holds all six with their ratios.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ def test_every_benchmark_runs_at_tiny_sizes_and_the_report_renders(tmp_path):
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
 
     results = json.loads((state / "results.json").read_text())["results"]
-    assert set(results) == {"scoring", "memory", "parse", "training", "tasks"}
+    assert set(results) == {"scoring", "memory", "parse", "training", "tasks", "dag"}
     scoring = results["scoring"]
     assert scoring["rows"] == 3000 and scoring["max_abs_score_diff_vs_limit"] < 1e-9
     assert all(scoring[k] > 0 for k in ("nightshift_rows_per_s", "limit_rows_per_s", "naive_rows_per_s"))
@@ -35,9 +35,14 @@ def test_every_benchmark_runs_at_tiny_sizes_and_the_report_renders(tmp_path):
     assert results["parse"]["heavy_imported_by_nightshift"] == []
     assert results["training"]["ratio_train_step_to_bare"] > 0
     assert {"resolve_model", "ingest", "validate", "score", "publish"} <= set(results["tasks"]["warm_tasks"])
+    dag = results["dag"]
+    assert set(dag["large"]["tasks"]) == {"resolve_model", "ingest", "validate", "plan_shards", "score", "publish", "monitor"}
+    assert dag["large"]["rows"] == 9000 and dag["large"]["tasks"]["score"]["instances"] == 4
+    assert all(dag[k] > 0 for k in ("marginal_rows_per_s", "predict_rows_per_s", "booster_rows_per_s", "worst_peak_rss_ratio"))
 
     report = out.read_text()
     assert "cores" in report and "GiB memory" in report
-    for figure in ("pipeline/limit", "pipeline/naive", "large/small", "ms/spec", "step/bare", "Per-task"):
+    for figure in ("pipeline/limit", "pipeline/naive", "large/small", "ms/spec", "step/bare", "Per-task", "marginal/predict",
+                   "predict/booster", "Whole scoring DAG"):
         assert figure in report, figure
     assert not list((tmp_path / "work").glob("*")), "benchmarks must clean up their temporary folders"

@@ -70,19 +70,18 @@ def run_demo(args: argparse.Namespace) -> None:
     matured, backfill = performance_dates(args.score_dates[-1])
     print(f"backfilling {PIPELINE}_score for {backfill}: its labels mature by {matured} (training.label_delay_days)")
     score_day(backfill)
-    for day in args.score_dates:
-        airflow_dags_test(f"{PIPELINE}_score", day)
+    for day in args.score_dates:  # each run scores exactly that UTC day, as `nightshift run --score --date` does
+        score_day(date.fromisoformat(day))
     before = partitions_summary(PIPELINE)
     print("\n" + before)
     rerun = args.score_dates[1]
     print(f"\nrerunning {PIPELINE}_score for {rerun}: the date's rows are replaced, not duplicated")
-    airflow_dags_test(f"{PIPELINE}_score", rerun)
+    score_day(date.fromisoformat(rerun))
     after = partitions_summary(PIPELINE)
     print("\n" + after)
     print("\nrerun changed no counts" if after == before else "\nWARNING: counts changed after the rerun")
-    print(f"\nscoring {matured}: its performance is estimated from the scores (labels arrive in "
-          f"{(matured - backfill).days} days); {backfill}'s labels have matured, so its performance is realized")
-    score_day(matured)
+    print(f"\nthe run for {matured} estimated its own performance from the scores (labels arrive in "
+          f"{(matured - backfill).days} days) and realized {backfill}'s, whose labels have matured:")
     print("\n" + performance_summary(PIPELINE))
     if args.drift_date:
         from nightshift_demo.drift import drift_demo

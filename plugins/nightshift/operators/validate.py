@@ -41,17 +41,14 @@ class ValidateOperator(NightshiftOperator):
         self.include_target = include_target
 
     def run_step(self, context: Any) -> dict:
-        from nightshift.io import storage
         from nightshift.steps import score, validate
 
         ingested = self.ingested
         if not self.include_target and ingested["rows"] == 0:
             self.log.info("no rows to validate")
             return {"success": True, "rows": 0}
-        rows = storage.read_parquet(ingested["snapshot_uri"])
-        if score.PARTITION_COLUMN in rows.columns:
-            rows = rows.drop(columns=[score.PARTITION_COLUMN])
-        with tempfile.TemporaryDirectory() as docs, docs_kept(ingested, Path(docs)):
-            return validate.validate_frame(rows, self.spec, include_target=self.include_target, source=ingested["source"],
-                                           docs_dir=docs, files=ingested.get("file_rows"), run_dir=ingested["run_dir"],
-                                           docs_kept_at=f"{ingested['run_dir']}/validate/data_docs")
+        with tempfile.TemporaryDirectory() as docs, docs_kept(ingested, Path(docs)):  # in batches: never the whole day
+            return validate.validate_snapshot(ingested["snapshot_uri"], self.spec, include_target=self.include_target,
+                                              source=ingested["source"], docs_dir=docs, files=ingested.get("file_rows"),
+                                              run_dir=ingested["run_dir"], drop=(score.PARTITION_COLUMN,),
+                                              docs_kept_at=f"{ingested['run_dir']}/validate/data_docs")

@@ -155,9 +155,22 @@ def _read_parquet(spec: Pipeline, loc: storage.Location) -> "pd.DataFrame":
         table = pq.read_table(loc.path, filesystem=loc.fs)
     except (pa.ArrowException, OSError) as exc:
         raise IngestError(f"{loc.display}: not a readable parquet file ({errors.clip(exc, 300)})", detail=str(exc)) from None
-    for field in table.schema:  # nested values (struct, list, map) fit no schema type: name the column
+    _check_nested(spec, loc, table.schema)
+    return _to_pandas(spec, loc, table)
+
+
+def _check_nested(spec: Pipeline, loc: storage.Location, schema) -> None:
+    import pyarrow as pa
+
+    for field in schema:  # nested values (struct, list, map) fit no schema type: name the column
         if pa.types.is_nested(field.type):
             raise IngestError(_column_type_problem(spec, loc, field.name, field.type, "nested values"))
+
+
+def _to_pandas(spec: Pipeline, loc: storage.Location, table) -> "pd.DataFrame":
+    """A parquet table (or record batch) as pandas; a column pandas cannot take is named."""
+    import pyarrow as pa
+
     try:
         return table.to_pandas()
     except (pa.ArrowException, ValueError, TypeError) as exc:
@@ -169,6 +182,34 @@ def _read_parquet(spec: Pipeline, loc: storage.Location) -> "pd.DataFrame":
                 raise IngestError(_column_type_problem(spec, loc, name, table.schema.field(name).type, reason),
                                   detail=str(column_exc)) from None
         raise IngestError(f"{loc.display}: not a readable parquet file ({errors.clip(exc, 300)})", detail=str(exc)) from None
+
+
+def parquet_chunks(spec: Pipeline, loc: storage.Location, size: int, batch_rows: int) -> Iterator["pd.DataFrame"]:
+    """One parquet file as frames of at most `batch_rows` rows (record batches), with read_file's messages; a file
+    without rows yields one empty frame, so its columns are still checked."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    if size == 0:
+        raise IngestError(f"{loc.display}: file is empty (0 bytes)")
+    try:
+        reader = pq.ParquetFile(loc.path, filesystem=loc.fs)
+        schema = reader.schema_arrow
+    except (pa.ArrowException, OSError) as exc:
+        raise IngestError(f"{loc.display}: not a readable parquet file ({errors.clip(exc, 300)})", detail=str(exc)) from None
+    _check_nested(spec, loc, schema)
+    any_rows = False
+    for group in range(reader.metadata.num_row_groups):  # one call per row group: memory stays at one batch
+        try:
+            batches = list(reader.iter_batches(batch_size=batch_rows, row_groups=[group]))
+        except (pa.ArrowException, OSError) as exc:
+            raise IngestError(f"{loc.display}: not a readable parquet file ({errors.clip(exc, 300)})", detail=str(exc)) from None
+        for batch in batches:
+            if batch.num_rows:
+                any_rows = True
+                yield _to_pandas(spec, loc, pa.Table.from_batches([batch], schema=schema)).reset_index(drop=True)
+    if not any_rows:
+        yield _to_pandas(spec, loc, schema.empty_table())
 
 
 def _column_type_problem(spec: Pipeline, loc: storage.Location, name: str, arrow_type, reason: str) -> str:
@@ -269,11 +310,36 @@ def _check_event_times(spec: Pipeline, frame: "pd.DataFrame", where: str, day: d
         )
     missing = int(values.isna().sum())
     if missing:  # a row without an event time belongs to no window: never drop it silently
-        raise IngestError(f"{where}: column '{column}': {missing} rows have no event time (null); every row needs one")
+        raise_event_time_problems(spec, where, day, missing, 0)
     if day is not None:
         outside = int(((values.dt.tz_convert("UTC").dt.date != day) & values.notna()).sum())
-        if outside:
-            raise IngestError(f"{where}: column '{column}': {outside} rows have event times outside partition dt={day}")
+        raise_event_time_problems(spec, where, day, 0, outside)
+
+
+def event_time_problems(spec: Pipeline, frame: "pd.DataFrame", where: str, day: date | None) -> tuple[int, int]:
+    """(rows without an event time, rows outside the partition's day) of one chunk of a file; a wrong dtype raises at
+    once. The streamed ingest sums them over a file's chunks and calls raise_event_time_problems, so the counts in
+    the message are the file's, as `_check_event_times` reports them on the whole file."""
+    import pandas as pd
+
+    column = spec.source.event_time
+    if not column or frame.empty:
+        return 0, 0
+    values = frame[column]
+    if not isinstance(values.dtype, pd.DatetimeTZDtype):
+        _check_event_times(spec, frame, where, None)  # raises the dtype message
+    missing = int(values.isna().sum())
+    if day is None:
+        return missing, 0
+    return missing, int(((values.dt.tz_convert("UTC").dt.date != day) & values.notna()).sum())
+
+
+def raise_event_time_problems(spec: Pipeline, where: str, day: date | None, missing: int, outside: int) -> None:
+    column = spec.source.event_time
+    if missing:
+        raise IngestError(f"{where}: column '{column}': {missing} rows have no event time (null); every row needs one")
+    if outside:
+        raise IngestError(f"{where}: column '{column}': {outside} rows have event times outside partition dt={day}")
 
 
 def _type_family(dtype) -> str | None:
@@ -297,16 +363,21 @@ def check_types_agree(frames: list["pd.DataFrame"], names: list[str], spec: Pipe
     type the schema declares when `spec` is given."""
     first: dict[str, tuple[str, str, object]] = {}
     for frame, name in zip(frames, names):
-        for column in frame.columns:
-            family = _type_family(frame[column].dtype)
-            if family is None:
-                continue
-            seen = first.setdefault(column, (family, name, frame[column].dtype))
-            if seen[0] != family:
-                declared = spec.columns.get(column) if spec is not None else None
-                expected = f" (the schema declares {declared.type})" if declared is not None else ""
-                raise IngestError(f"{name}: column '{errors.clip(column)}' is {frame[column].dtype} here but {seen[2]} in "
-                                  f"{seen[1]}: a column must have one type in every file{expected}")
+        types_agree_with(first, frame, name, spec)
+
+
+def types_agree_with(first: dict, frame: "pd.DataFrame", name: str, spec: Pipeline | None = None) -> None:
+    """check_types_agree one file (or chunk) at a time: `first` holds each column's first (family, file, dtype)."""
+    for column in frame.columns:
+        family = _type_family(frame[column].dtype)
+        if family is None:
+            continue
+        seen = first.setdefault(column, (family, name, frame[column].dtype))
+        if seen[0] != family:
+            declared = spec.columns.get(column) if spec is not None else None
+            expected = f" (the schema declares {declared.type})" if declared is not None else ""
+            raise IngestError(f"{name}: column '{errors.clip(column)}' is {frame[column].dtype} here but {seen[2]} in "
+                              f"{seen[1]}: a column must have one type in every file{expected}")
 
 
 def _partition_day(loc: storage.Location) -> date | None:
@@ -349,6 +420,51 @@ def read_rows(spec: Pipeline, window: Window | None, uri: str | None = None, *, 
     if file_rows is not None:
         file_rows.extend([name, n] for name, n in zip(names, kept))
     return rows, names
+
+
+def streams(spec: Pipeline, uri: str | None = None) -> bool:
+    """Whether stream_rows can read this source chunk by chunk: parquet files (CSV files and Snowflake go through
+    read_rows' one frame)."""
+    return spec.source.format == "parquet" and not (spec.source.snowflake and uri is None)
+
+
+def stream_rows(spec: Pipeline, window: Window | None, uri: str | None = None, *, with_target: bool, require_all: bool,
+                file_rows: list | None = None, names: list | None = None, batch_rows: int = 65_536,
+                files: list | None = None) -> Iterator["pd.DataFrame"]:
+    """read_rows without holding the window: the same rows, checks and messages, one chunk (a record batch of at most
+    `batch_rows` rows of one parquet file) at a time. Per-file counts (rows without an event time, outside the
+    partition) are summed over the file's chunks before its message is raised; types must agree with the first file
+    (check_types_agree); row keys number repeats across the whole read. `names` receives each file read, `file_rows`
+    `[file, rows kept]`, as read_rows fills them; `files` may pass source_files' list when the caller has it."""
+    if not streams(spec, uri):
+        raise ValueError(f"{spec.source.location}: stream_rows reads parquet files only; use read_rows")
+    names = [] if names is None else names
+    first: dict = {}
+    seen: dict[str, int] = {}
+    daily = spec.source.partitioning == "daily" and uri is None
+    for loc, size in files if files is not None else source_files(spec, window, uri, require_all=require_all):
+        day = _partition_day(loc) if daily else None
+        missing = outside = kept = 0
+        for frame in parquet_chunks(spec, loc, size, batch_rows):
+            _check_columns(spec, frame, loc.display, with_target=with_target)
+            frame = localise_times(spec, frame, loc.display)
+            chunk_missing, chunk_outside = event_time_problems(spec, frame, loc.display, day)
+            missing, outside = missing + chunk_missing, outside + chunk_outside
+            if missing or outside:
+                continue  # the file fails once its counts are complete; nothing of it is yielded
+            types_agree_with(first, frame, loc.display, spec)
+            frame = add_row_key_streamed(spec, frame, seen)  # before the window filter, like read_rows
+            if window is not None and spec.source.event_time:
+                times = frame[spec.source.event_time]
+                inside = ((times >= window.start) & (times < window.end)).to_numpy()
+                if not inside.all():
+                    frame = frame[inside].reset_index(drop=True)
+            kept += len(frame)
+            yield frame
+        raise_event_time_problems(spec, loc.display, day, missing, outside)
+        names.append(loc.display)
+        if file_rows is not None:
+            file_rows.append([loc.display, kept])
 
 
 def _read_snowflake(spec: Pipeline, window: Window | None, *, with_target: bool) -> tuple["pd.DataFrame", list[str]]:
@@ -406,19 +522,40 @@ def add_row_key(spec: Pipeline, frame: "pd.DataFrame") -> "pd.DataFrame":
     by the unit separator \x1f), first ROW_KEY_DIGITS hex digits; the n-th repeat of an identical row in the same
     read gets `-n` appended, so keys stay unique. Deterministic: the same row gets the same key at training and at
     scoring, whatever the run, process or dtype the file was read with. Without row_key the frame is returned as is."""
-    import pandas as pd
-
     column = spec.source.computed_key
     if column is None:
         return frame
+    digests = row_digests(spec, frame)
+    repeat = digests.groupby(digests, sort=False).cumcount()
+    keys = digests.where(repeat == 0, digests + "-" + repeat.astype(str))
+    return frame.assign(**{column: keys.astype("str")})
+
+
+def row_digests(spec: Pipeline, frame: "pd.DataFrame") -> "pd.Series":
+    """The first ROW_KEY_DIGITS hex digits of each row's SHA-1 (see add_row_key), before repeats are numbered."""
+    import pandas as pd
+
     parts = [canonical_text(frame[c], spec.columns[c].type) for c in row_key_columns(spec) if c in frame.columns]
     if parts:
         joined = parts[0].str.cat(parts[1:], sep="\x1f") if len(parts) > 1 else parts[0]
     else:
         joined = pd.Series([""] * len(frame), index=frame.index, dtype=object)
-    digests = pd.Series([hashlib.sha1(text.encode("utf-8")).hexdigest()[:ROW_KEY_DIGITS] for text in joined],
-                        index=frame.index, dtype=object)
+    return pd.Series([hashlib.sha1(text.encode("utf-8")).hexdigest()[:ROW_KEY_DIGITS] for text in joined],
+                     index=frame.index, dtype=object)
+
+
+def add_row_key_streamed(spec: Pipeline, frame: "pd.DataFrame", seen: dict[str, int]) -> "pd.DataFrame":
+    """add_row_key for one chunk of a read: `seen` (digest → rows with it so far, carried from chunk to chunk) numbers
+    repeats across the whole read exactly as add_row_key numbers them on the concatenated frame."""
+    column = spec.source.computed_key
+    if column is None:
+        return frame
+    digests = row_digests(spec, frame)
     repeat = digests.groupby(digests, sort=False).cumcount()
+    if seen:
+        repeat = repeat + digests.map(seen).fillna(0).astype("int64")
+    for digest, count in digests.value_counts(sort=False).items():
+        seen[digest] = seen.get(digest, 0) + int(count)
     keys = digests.where(repeat == 0, digests + "-" + repeat.astype(str))
     return frame.assign(**{column: keys.astype("str")})
 

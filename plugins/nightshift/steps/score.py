@@ -328,11 +328,9 @@ def score_shard(spec: Pipeline, snapshot_uri: str, shard: dict, model_ref: dict,
                 staging_name: str | None = None) -> dict:
     """Stream one shard's row groups through the pinned model into its staging parquet file
     (`staging/shard-NNN.parquet`, or `staging/<staging_name>` for shadow models)."""
-    import mlflow.sklearn
     import pyarrow.parquet as pq
 
-    tracking.client()
-    model = mlflow.sklearn.load_model(model_ref["model_uri"])
+    model = tracking.load_sklearn_model(model_ref["model_uri"])  # skops, against our trusted types only
     schema = output_schema(spec, list(model.classes_) if spec.target.task == "multiclass" else None)
     lineage = {"MODEL_NAME": model_ref["model_name"], "MODEL_VERSION": model_ref["model_version"],
                "MLFLOW_RUN_ID": model_ref["mlflow_run_id"], "DAG_RUN_ID": dag_run_id, "SCORED_AT": ingest.utc(scored_at)}

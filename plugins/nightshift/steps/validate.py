@@ -161,14 +161,23 @@ def validate_frame(
     when `run_dir` is given, else to `failures.txt` in `docs_dir` (uploaded with the Data Docs); the message,
     bounded to errors.MAX_MESSAGE characters, names that file when it had to leave something out.
     """
+    plan = _plan(df, spec, include_target=include_target)
+    mode = "training" if include_target else "scoring"
+    results, docs_path = _run_suite(plan, spec, mode, source, docs_dir)
+    reported = []
+    for result in results:
+        index = int((result.expectation_config.meta or {})["nightshift_rule"])
+        reported.append((index, *_report(plan.rules[index], result, len(df), _located(source, result, files)), result))
+    return _verdict(reported, len(df), source, mode, spec, docs_path, plan.skipped, run_dir, docs_kept_at)
+
+
+def _run_suite(plan: _Plan, spec: Pipeline, mode: str, source: str, docs_dir: str | Path | None) -> tuple[list, str | None]:
+    """Run the plan's rules on its view with GX; (one result per rule, the Data Docs folder when docs_dir is given)."""
     _quiet_gx()
     import great_expectations as gx
     from great_expectations.checkpoint import UpdateDataDocsAction
     from great_expectations.core.run_identifier import RunIdentifier
     from great_expectations.data_context.types.base import ProgressBarsConfig
-
-    plan = _plan(df, spec, include_target=include_target)
-    mode = "training" if include_target else "scoring"
 
     context = gx.get_context(mode="ephemeral")
     context.variables.progress_bars = ProgressBarsConfig(globally=False)
@@ -213,14 +222,14 @@ def validate_frame(
         run_id=RunIdentifier(run_name=_safe_run_name(source)),
     )
     suite_result = next(iter(run.run_results.values()))
+    return list(suite_result.results), docs_path
 
-    rows = len(df)
+
+def _verdict(reported: list, rows: int, source: str, mode: str, spec: Pipeline, docs_path: str | None, skipped: list,
+             run_dir: str | None, docs_kept_at: str | None = None) -> dict:
+    """The summary from `(rule index, entry, failure lines, result)` per rule; raises ValidationFailed on a failure."""
     results: list[dict] = []
     failures: list[str] = []
-    reported = []
-    for result in suite_result.results:
-        index = int((result.expectation_config.meta or {})["nightshift_rule"])
-        reported.append((index, *_report(plan.rules[index], result, rows, _located(source, result, files)), result))
     reported.sort(key=lambda item: item[0])  # suite order: table shape, then column by column
     for _, entry, lines, _result in reported:
         results.append(entry)
@@ -228,23 +237,204 @@ def validate_frame(
 
     summary = {
         "success": not failures,
-        "evaluated": len(suite_result.results),
+        "evaluated": len(reported),
         "rows": rows,
         "source": source,
         "mode": mode,
         "docs_dir": docs_path,
         "results": results,
-        "skipped": plan.skipped,
+        "skipped": skipped,
     }
     log.info(
         "validated %d rows from %s against %s (%s): %d expectations, %d failure(s), %d rule(s) skipped%s",
-        rows, source, spec.name, mode, summary["evaluated"], len(failures), len(plan.skipped),
+        rows, source, spec.name, mode, summary["evaluated"], len(failures), len(skipped),
         f"; Data Docs in {docs_path}" if docs_path else "",
     )
     if failures:
         failed = ValidationFailed(failures, docs_kept_at or docs_path, summary)  # name where the docs will still exist
         raise _detail_kept(failed, _full_lines(failures, reported), run_dir, docs_path)
     return summary
+
+
+STREAM_ROWS = 500_000  # rows per Great Expectations batch when a snapshot is validated in batches
+GLOBAL_MEMORY = "256MB"  # DuckDB's memory limit for the rules over all rows (uniqueness, distinct classes)
+_GLOBAL = ("ExpectColumnValuesToBeUnique", "ExpectCompoundColumnsToBeUnique", "ExpectColumnUniqueValueCountToBeBetween")
+_PER_BATCH = ("ExpectTableColumnsToMatchSet", "ExpectColumnToExist", "ExpectColumnValuesToBeInTypeList")
+
+
+def validate_snapshot(
+    uri: str,
+    spec: Pipeline,
+    *,
+    include_target: bool,
+    source: str,
+    docs_dir: str | Path | None = None,
+    files: list | None = None,
+    run_dir: str | None = None,
+    docs_kept_at: str | None = None,
+    drop: tuple[str, ...] = (),
+    batch_rows: int = STREAM_ROWS,
+) -> dict:
+    """validate_frame on a parquet snapshot without holding it: the same verdict, summary and messages.
+
+    A snapshot of at most `batch_rows` rows (or one whose spec has an expectation that is not row by row, such as a
+    mean or a row count, which batches cannot decide) is read whole and given to validate_frame. A larger one runs the
+    suite per batch of row groups (at most about `batch_rows` rows, indexed by their position in the snapshot, so a
+    failure still names the file behind its rows); per rule the batches' counts are summed, examples are the first
+    batches' (at most 20) and a rule fails when any batch fails it. Rules over all rows (key uniqueness, distinct
+    target classes) are computed exactly with DuckDB over the whole file. The Data Docs are one batch's: the first
+    batch that failed a rule, else the first batch (`summary["docs_batch"]`, counting from 0)."""
+    import pyarrow.parquet as pq
+
+    from nightshift.io import storage
+
+    loc = storage.locate(uri)
+    reader = pq.ParquetFile(loc.path, filesystem=loc.fs)
+    columns = [c for c in reader.schema_arrow.names if c not in drop]
+    rows = reader.metadata.num_rows
+    if rows <= batch_rows or not _batchable(spec, include_target):
+        frame = reader.read(columns=columns).to_pandas()
+        return validate_frame(frame, spec, include_target=include_target, source=source, docs_dir=docs_dir, files=files,
+                              run_dir=run_dir, docs_kept_at=docs_kept_at)
+    import shutil
+    import tempfile
+    from types import SimpleNamespace
+
+    mode = "training" if include_target else "scoring"
+    merged: dict[tuple, dict] = {}  # rule key -> {"rule", "results", "position"} in first-seen (suite) order
+    skipped: dict[tuple, dict] = {}
+    docs_batch, docs_failed = None, False
+    with tempfile.TemporaryDirectory() as scratch:
+        for number, (offset, groups) in enumerate(_batches(reader, batch_rows)):
+            frame = reader.read_row_groups(groups, columns=columns).to_pandas()
+            frame.index = range(offset, offset + len(frame))  # GX reports example rows by snapshot position
+            plan = _plan(frame, spec, include_target=include_target)
+            for rule in plan.rules:
+                merged.setdefault(_rule_key(rule), {"rule": rule, "results": []})
+            for entry in plan.skipped:
+                skipped.setdefault((entry["column"], entry["rule"]), entry)
+            batch = _Plan([r for r in plan.rules if type(r.expectation).__name__ not in _GLOBAL], plan.skipped, plan.view)
+            folder = None if docs_dir is None else Path(scratch) / f"batch-{number}"
+            results, _ = _run_suite(batch, spec, mode, source, folder)
+            del frame, plan
+            for result in results:
+                rule = batch.rules[int((result.expectation_config.meta or {})["nightshift_rule"])]
+                merged[_rule_key(rule)]["results"].append(result)
+            failed = any(not r.success for r in results)
+            if docs_dir is not None and (docs_batch is None or (failed and not docs_failed)):
+                docs_batch, docs_failed = number, failed
+            del batch, results
+        docs_path = None
+        if docs_dir is not None:
+            docs_path = str(Path(docs_dir).resolve())
+            shutil.copytree(Path(scratch) / f"batch-{docs_batch}", docs_path, dirs_exist_ok=True)
+    snapshot = storage.local_copy(uri, tempfile.mkdtemp(prefix="nightshift-validate-")) if loc.fs.type_name != "local" else loc.path
+    reported = []
+    for position, (key, item) in enumerate(merged.items()):
+        rule = item["rule"]
+        if type(rule.expectation).__name__ in _GLOBAL:
+            result = _global_result(rule, snapshot)
+        else:
+            result = _merge_results(item["results"], SimpleNamespace)
+        reported.append((position, *_report(rule, result, rows, _located(source, result, files)), result))
+    summary = _verdict(reported, rows, source, mode, spec, docs_path, list(skipped.values()), run_dir, docs_kept_at)
+    return {**summary, "docs_batch": docs_batch}
+
+
+def _batchable(spec: Pipeline, include_target: bool) -> bool:
+    """Whether every rule can be decided batch by batch (row-by-row rules) or over the whole file (_GLOBAL)."""
+    from great_expectations.expectations import expectation as base
+
+    row_wise = (base.ColumnMapExpectation, base.ColumnPairMapExpectation, base.MulticolumnMapExpectation)
+    for expectation, _columns, _words in _spec_expectations(spec, include_target=include_target):
+        name = type(expectation).__name__
+        if name not in _GLOBAL and name not in _PER_BATCH and not isinstance(expectation, row_wise):
+            return False
+    return True
+
+
+def _batches(reader: Any, batch_rows: int):
+    """(first row, row groups) per batch: consecutive row groups up to about batch_rows rows."""
+    groups, offset, start, size = [], 0, 0, 0
+    for i in range(reader.metadata.num_row_groups):
+        n = reader.metadata.row_group(i).num_rows
+        if groups and size + n > batch_rows:
+            yield start, groups
+            groups, start, size = [], offset, 0
+        groups.append(i)
+        size += n
+        offset += n
+    if groups:
+        yield start, groups
+
+
+def _rule_key(rule: _Rule) -> tuple:
+    expectation = rule.expectation
+    return type(expectation).__name__, repr(sorted(expectation.configuration.kwargs.items(), key=str))
+
+
+def _merge_results(results: list, namespace: Any) -> Any:
+    """One rule's batch results as one: counts summed, the first 20 examples, failed when any batch failed; a rule
+    judged on an observed value (a dtype, a column set) keeps the first failing batch's result."""
+    failing = [r for r in results if not r.success]
+    first = (failing or results)[0]
+    with_counts = [dict(r.result or {}) for r in results if "unexpected_count" in (r.result or {})]
+    if not with_counts or len(with_counts) != len(results):
+        return first
+    res = dict(first.result or {})
+    for name in ("unexpected_count", "element_count", "missing_count"):
+        if all(c.get(name) is not None for c in with_counts):
+            res[name] = sum(int(c[name]) for c in with_counts)
+    for name in ("partial_unexpected_list", "partial_unexpected_index_list"):
+        values = [v for c in with_counts for v in (c.get(name) or [])]
+        if any(name in c for c in with_counts):
+            res[name] = values[:20]
+    info = next((r.exception_info for r in results if _exception_message(r.exception_info)), first.exception_info)
+    return namespace(expectation_config=first.expectation_config, result=res, exception_info=info,
+                     success=not failing)
+
+
+def _global_result(rule: _Rule, snapshot: str) -> Any:
+    """Uniqueness and distinct-class rules over every row of the snapshot, in GX's result shape (DuckDB)."""
+    from types import SimpleNamespace
+
+    import duckdb
+
+    expectation = rule.expectation
+    kwargs = expectation.configuration.kwargs
+    name = type(expectation).__name__
+    import tempfile
+
+    q = lambda c: '"' + str(c).replace('"', '""') + '"'  # noqa: E731
+    with duckdb.connect() as con, tempfile.TemporaryDirectory(prefix="nightshift-duckdb-") as spill:
+        # bounded memory: 10M keys hashed in memory take ~1.3 GiB; within the limit DuckDB spills to `spill` instead
+        con.execute(f"SET memory_limit = '{GLOBAL_MEMORY}'")
+        con.execute("SET preserve_insertion_order = false")
+        con.execute("SET temp_directory = '" + spill.replace("'", "''") + "'")
+        path = "'" + str(snapshot).replace("'", "''") + "'"
+        con.execute(f"CREATE VIEW snap AS SELECT *, file_row_number AS __row FROM read_parquet({path}, file_row_number = true)")
+        if name == "ExpectColumnUniqueValueCountToBeBetween":
+            (observed,) = con.execute(f"SELECT count(DISTINCT {q(kwargs['column'])}) FROM snap").fetchone()
+            low, high = kwargs.get("min_value"), kwargs.get("max_value")
+            success = (low is None or observed >= low) and (high is None or observed <= high)
+            res = {"observed_value": int(observed)}
+        else:
+            cols = [kwargs["column"]] if name == "ExpectColumnValuesToBeUnique" else list(kwargs["column_list"])
+            keys = ", ".join(q(c) for c in cols)
+            present = " AND ".join(f"{q(c)} IS NOT NULL" for c in cols) if len(cols) == 1 else (
+                "NOT (" + " AND ".join(f"{q(c)} IS NULL" for c in cols) + ")")
+            dup = f"SELECT {keys} FROM snap WHERE {present} GROUP BY {keys} HAVING count(*) > 1"
+            (count,) = con.execute(f"SELECT count(*) FROM snap WHERE {present} AND ({keys}) IN ({dup})" if len(cols) > 1 else
+                                   f"SELECT count(*) FROM snap WHERE {q(cols[0])} IN ({dup})").fetchone()
+            examples = con.execute(f"SELECT {keys}, __row FROM snap WHERE ({keys}) IN ({dup}) ORDER BY __row LIMIT 20"
+                                   if len(cols) > 1 else
+                                   f"SELECT {keys}, __row FROM snap WHERE {q(cols[0])} IN ({dup}) ORDER BY __row LIMIT 20").fetchall()
+            values = [row[0] if len(cols) == 1 else dict(zip(cols, row[:-1])) for row in examples]
+            res = {"unexpected_count": int(count), "partial_unexpected_list": values,
+                   "partial_unexpected_index_list": [int(row[-1]) for row in examples] if len(cols) == 1 else values}
+            success = count == 0
+    config = SimpleNamespace(type=expectation.configuration.type, meta={})
+    return SimpleNamespace(expectation_config=config, result=res, exception_info=None, success=success)
 
 
 def _full_lines(failures: list[str], reported: list) -> str:

@@ -1,0 +1,185 @@
+"""Streamed ingest (issue #16): the snapshot copied chunk by chunk equals the one read_rows' single frame gives,
+and its messages are read_rows' messages."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+import yaml
+
+from nightshift.spec import find_spec, parse_spec
+from nightshift.steps import ingest, score, validate
+from nightshift_demo.generate import credit_applications_for_day, write_credit_applications
+
+DAY = date(2026, 2, 4)
+WINDOW = score.scoring_window(datetime(2026, 2, 4, tzinfo=timezone.utc), datetime(2026, 2, 5, tzinfo=timezone.utc))
+
+
+def _frame_snapshot(spec, window) -> pd.DataFrame:
+    rows, _ = score.read_scoring_rows(spec, window, [])
+    return rows
+
+
+def _streamed(spec, tmp_path, name="run") -> tuple[dict, pd.DataFrame]:
+    ingested = score.ingest_scoring(spec, WINDOW.start, WINDOW.end, str(tmp_path / name))
+    return ingested, pq.read_table(ingested["snapshot_uri"]).to_pandas()
+
+
+def _assert_same(streamed: pd.DataFrame, frame: pd.DataFrame) -> None:
+    assert list(streamed.columns) == list(frame.columns)
+    assert len(streamed) == len(frame) > 0
+    for column in frame.columns:
+        a, b = streamed[column], frame[column]
+        if pd.api.types.is_datetime64_any_dtype(b):
+            assert (a.dt.tz_convert("UTC") == b.dt.tz_convert("UTC")).all(), column
+        else:
+            pd.testing.assert_series_equal(a.astype(object), b.astype(object), check_names=False, obj=column)
+
+
+@pytest.fixture
+def landing(tmp_path, monkeypatch):
+    root = tmp_path / "credit"
+    write_credit_applications(root, DAY, DAY, rows_per_day=3000)
+    monkeypatch.setenv("NIGHTSHIFT_CREDIT_SOURCE_URI", str(root))
+    return root / f"dt={DAY.isoformat()}"
+
+
+def _split(folder, parts=3, edit=None) -> None:
+    """The day as several files (the way many writers land it), optionally edited per part."""
+    (only,) = [p for p in folder.iterdir() if p.suffix == ".parquet"]
+    frame = pd.read_parquet(only)
+    only.unlink()
+    for i, at in enumerate(np.array_split(np.arange(len(frame)), parts)):
+        part = frame.iloc[at].reset_index(drop=True)
+        (edit(i, part) if edit else part).to_parquet(folder / f"part-{i}.parquet", index=False, row_group_size=700)
+
+
+def test_streamed_snapshot_equals_the_frame_path_in_row_groups_of_batch_rows(landing, tmp_path):
+    def edit(i, part):  # int in one file, float with nulls in the next: pd.concat makes float64
+        if i == 1:
+            part["employment_years"] = part["employment_years"].astype("float64")
+            part.loc[[0, 4], "employment_years"] = np.nan
+        return part
+
+    _split(landing, edit=edit)
+    spec = find_spec("credit_default")
+    spec.scoring.batch_rows = 1000
+    ingested, streamed = _streamed(spec, tmp_path)
+    frame = _frame_snapshot(spec, WINDOW)
+    _assert_same(streamed, frame)
+    meta = pq.ParquetFile(ingested["snapshot_uri"]).metadata
+    sizes = [meta.row_group(i).num_rows for i in range(meta.num_row_groups)]
+    assert max(sizes) <= 750 and sum(sizes) == len(frame) and all(s == sizes[0] for s in sizes[:-1])  # ceil(3000/4)
+    assert ingested["rows"] == len(frame)
+    assert [n for _, n in ingested["file_rows"]] == [len(p) for p in np.array_split(np.arange(len(frame)), 3)]
+    assert streamed["employment_years"].dtype == frame["employment_years"].dtype == np.float64
+
+
+def test_row_keys_number_repeats_across_chunks_and_files(tmp_path, monkeypatch):
+    doc = yaml.safe_load((Path(__file__).parents[1] / "include/pipelines/credit_default.yaml").read_text())
+    doc["schema"].pop("application_id")
+    doc["schema"]["row_id"] = {"type": "string", "nullable": False, "unique": True}
+    doc["source"].update(entity_key=["row_id"], row_key="hash")
+    doc["features"]["drop"] = ["row_id"]
+    folder = tmp_path / "credit" / f"dt={DAY.isoformat()}"
+    folder.mkdir(parents=True)
+    day = credit_applications_for_day(DAY, rows=1500).drop(columns=["application_id"])
+    repeated = pd.concat([day, day.head(5), day.head(5)], ignore_index=True)  # the 2nd and 3rd copies: -1, -2
+    repeated.iloc[:800].to_parquet(folder / "a.parquet", index=False, row_group_size=300)
+    pd.concat([repeated.iloc[800:], day.head(5)]).to_parquet(folder / "b.parquet", index=False, row_group_size=300)
+    monkeypatch.setenv("NIGHTSHIFT_CREDIT_SOURCE_URI", str(tmp_path / "credit"))
+    spec = parse_spec(doc)
+    spec.scoring.batch_rows = 1000
+    _, streamed = _streamed(spec, tmp_path)
+    frame = _frame_snapshot(spec, WINDOW)
+    _assert_same(streamed, frame)
+    assert streamed["row_id"].is_unique and streamed["row_id"].str.endswith("-3").sum() == 5
+
+
+@pytest.mark.parametrize("damage", ["missing-column", "null-event-times", "outside-partition", "text-in-second-file"])
+def test_streamed_messages_are_read_rows_messages(landing, tmp_path, damage):
+    def edit(i, part):
+        if i != 1:
+            return part
+        if damage == "missing-column":
+            return part.drop(columns=["income"])
+        if damage == "null-event-times":  # rows in two row groups of the file: the message counts them all
+            part.loc[[3, 10, 900], "application_date"] = pd.NaT
+        if damage == "outside-partition":
+            part.loc[[3, 850], "application_date"] = part.loc[[3, 850], "application_date"] + pd.Timedelta(days=1)
+        if damage == "text-in-second-file":
+            part["age"] = part["age"].astype(str)
+        return part
+
+    _split(landing, edit=edit)
+    spec = find_spec("credit_default")
+    spec.scoring.batch_rows = 1000
+    with pytest.raises(ingest.IngestError) as frame_error:
+        _frame_snapshot(spec, WINDOW)
+    with pytest.raises(ingest.IngestError) as streamed_error:
+        _streamed(spec, tmp_path)
+    assert str(streamed_error.value) == str(frame_error.value)
+    assert "part-1.parquet" in str(streamed_error.value)
+
+
+# --- validation in batches ---------------------------------------------------------------------
+
+def _snapshot(tmp_path, edit) -> tuple[str, pd.DataFrame]:
+    day = credit_applications_for_day(DAY, rows=5000)
+    day = edit(day.copy())
+    path = tmp_path / "snapshot.parquet"
+    day.to_parquet(path, index=False, row_group_size=700)
+    return str(path), pd.read_parquet(path)
+
+
+def _verdict(call):
+    try:
+        return "pass", call()
+    except validate.ValidationFailed as exc:
+        return str(exc), exc.summary
+
+
+def _comparable(summary: dict) -> dict:
+    return {k: v for k, v in summary.items() if k not in ("docs_dir", "docs_batch")}
+
+
+@pytest.mark.parametrize("include_target", [True, False])
+def test_validation_in_batches_gives_the_whole_frame_verdict(tmp_path, include_target):
+    def edit(day):
+        day.loc[[10, 1500, len(day) - 50], "age"] = 150  # out of range in three batches: counts summed, examples in row order
+        day.loc[len(day) - 900, "grade"] = "Q"  # only in a late batch
+        day.loc[[20, 3333], "loan_amount"] = np.nan
+        day.loc[len(day) - 600, "application_id"] = day.loc[12, "application_id"]  # duplicate key across batches
+        return day
+
+    uri, frame = _snapshot(tmp_path, edit)
+    files = [["a.parquet", 2500], ["b.parquet", len(frame) - 2500]]
+    spec = find_spec("credit_default")
+    kwargs = dict(include_target=include_target, source="the day", files=files)
+    whole_message, whole = _verdict(lambda: validate.validate_frame(frame, spec, **kwargs, docs_dir=tmp_path / "docs-whole"))
+    batched_message, batched = _verdict(lambda: validate.validate_snapshot(uri, spec, **kwargs, docs_dir=tmp_path / "docs",
+                                                                             batch_rows=1500))
+    assert whole_message != "pass" and batched_message == whole_message.replace("/docs-whole/", "/docs/")
+    assert "b.parquet" in whole_message and "a.parquet (and 1 more file)" in whole_message
+    assert _comparable(batched) == _comparable(whole)
+    assert (tmp_path / "docs" / "index.html").exists()
+
+
+def test_validation_in_batches_passes_a_clean_snapshot_and_counts_classes_over_all_rows(tmp_path):
+    def edit(day):
+        day["defaulted"] = 0
+        day.loc[len(day) - 1, "defaulted"] = 1  # the second class only in the last batch
+        return day
+
+    uri, frame = _snapshot(tmp_path, edit)
+    spec = find_spec("credit_default")
+    batched = validate.validate_snapshot(uri, spec, include_target=True, source="the day", batch_rows=1500)
+    whole = validate.validate_frame(frame, spec, include_target=True, source="the day")
+    assert batched["success"] and _comparable(batched) == _comparable(whole)
+    classes = next(r for r in batched["results"] if r["expectation"] == "expect_column_unique_value_count_to_be_between")
+    assert classes["observed_value"] == 2
