@@ -137,11 +137,11 @@ def test_a_named_connection_that_does_not_exist_is_an_error_not_ambient_credenti
 
 def test_connection_credentials_come_through_the_amazon_provider_hook(s3_server, monkeypatch):
     """A session token in the connection (as an assumed role yields) reaches the filesystem with the keys and region."""
-    conn = {"conn_type": "aws", "login": "AKIDEXAMPLE", "password": "secret-example",
-            "extra": {"aws_session_token": "token-example", "region_name": "eu-central-1", "endpoint_url": s3_server}}
+    conn = {"conn_type": "aws", "login": "AKIDEXAMPLE", "password": "placeholder",  # documented test placeholders
+            "extra": {"aws_session_token": "testing", "region_name": "eu-central-1", "endpoint_url": s3_server}}
     monkeypatch.setenv("AIRFLOW_CONN_AWS_SESSION", json.dumps(conn))
     found = s3.settings("aws_session")
-    assert (found["access_key"], found["secret_key"], found["session_token"]) == ("AKIDEXAMPLE", "secret-example", "token-example")
+    assert (found["access_key"], found["secret_key"], found["session_token"]) == ("AKIDEXAMPLE", "placeholder", "testing")
     assert found["region"] == "eu-central-1" and found["endpoint_override"] == s3_server
     monkeypatch.delenv("AIRFLOW_CONN_AWS_DEFAULT", raising=False)
     assert s3.settings(None) == {"source": "the standard AWS credential chain"}  # plain s3://bucket without aws_default

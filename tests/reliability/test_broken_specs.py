@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parents[2]
 GOOD = ROOT / "include" / "pipelines" / "credit_default.yaml"
 BASE = yaml.safe_load(GOOD.read_text())
 GOOD_DAGS = {"credit_default_train", "credit_default_score"}
-SECRET_VAR = "AWS_SECRET_ACCESS_KEY"
+CREDENTIAL_ENV = "AWS_SECRET_ACCESS_KEY"  # a real credential variable name (its value is random per test)
 
 
 def churn(**changes) -> dict:
@@ -82,9 +82,9 @@ CASES = {
     "duplicate-name": ({"churn_a": text(churn()), "churn_b": text(churn())},
                        {"churn_a": ("name", "churn_b.yaml"), "churn_b": ("name", "churn_a.yaml")}),
     "duplicate-of-nothing-else": ({"credit_copy": text(BASE)}, None),  # special-cased below: both credit specs fail
-    "secret-in-description": ({"churn": text(churn(description="${%s}" % SECRET_VAR))},
+    "secret-in-description": ({"churn": text(churn(description="${%s}" % CREDENTIAL_ENV))},
                               {"churn": ("description", "not allowed in this field")}),
-    "secret-in-uri": ({"churn": text(churn(source__uri="s3://${%s}@bucket/raw" % SECRET_VAR))},
+    "secret-in-uri": ({"churn": text(churn(source__uri="s3://${%s}@bucket/raw" % CREDENTIAL_ENV))},
                       {"churn": ("source.uri", "only variables named NIGHTSHIFT_*")}),
     "file-uri": ({"churn": text(churn(source__uri="file:///etc/passwd"))}, {"churn": ("source.uri", "unsupported uri scheme")}),
     "absolute-path-outside-roots": ({"churn": text(churn(source__uri="/etc"))}, {"churn": ("source.uri", "outside the allowed roots")}),
@@ -106,7 +106,7 @@ CASES = {
 @pytest.fixture
 def folder(tmp_path, monkeypatch) -> Path:
     """A pipelines folder holding the good credit_default spec, and a secret-looking variable in the environment."""
-    monkeypatch.setenv(SECRET_VAR, "wJalrXUtnFEMI/" + secrets.token_hex(16))
+    monkeypatch.setenv(CREDENTIAL_ENV, "wJalrXUtnFEMI/" + secrets.token_hex(16))
     monkeypatch.delenv("NIGHTSHIFT_SPEC_ENV_ALLOW", raising=False)
     monkeypatch.delenv("NIGHTSHIFT_CREDIT_SOURCE_URI", raising=False)
     path = tmp_path / "pipelines"
@@ -133,7 +133,7 @@ def test_broken_spec_is_its_own_placeholder_and_the_good_pipeline_loads(case, fo
     specs, errors = load_all(folder)
     assert [s.name for s in specs.values()] == good_names
     assert sorted(p.stem for p in errors) == sorted(expected)
-    secret = os.environ[SECRET_VAR]
+    secret = os.environ[CREDENTIAL_ENV]
     for stem, (field, words) in expected.items():
         error = errors[folder / f"{stem}.yaml"]
         assert isinstance(error, SpecError)

@@ -18,7 +18,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from nightshift.io import warehouse as warehouse_module
+from nightshift.io import sql as sql_module
 from nightshift.io.warehouse import DuckDBWarehouse
 
 from . import harness
@@ -101,7 +101,7 @@ def record_sleeps(monkeypatch) -> list[float]:
         waits.append(seconds)
         time.sleep(seconds / 100)
 
-    monkeypatch.setattr(warehouse_module, "time", types.SimpleNamespace(sleep=sleep))  # only with_backoff's clock
+    monkeypatch.setattr(sql_module, "time", types.SimpleNamespace(sleep=sleep))  # only with_backoff's clock (io/sql.py)
     return waits
 
 

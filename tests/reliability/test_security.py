@@ -264,6 +264,14 @@ def test_snowflake_publish_and_source_read_bind_every_value(tmp_path, monkeypatc
 SAFE_INTERPOLATIONS = {  # every {...} inside SQL text must be an identifier checked by identifier()/the spec
     "name", "columns", "stage", "where", "ddl", "event_time", "table", "placeholders",
     "identifier(table)", "qualified_name(table)", "qualified_name(source.table)", "', '.join(exclude)",
+    # reviewed December 2026:
+    "selected",  # read_rows: identifier() of each requested column, or *
+    "source_sql(spec)",  # count_source_rows wraps the source's own SELECT; the interval stays bound parameters
+    "catalog", "' AND '.join(where)",  # INFORMATION_SCHEMA lookup: checked database name; constant '... = %s' parts
+    "column", "wanted",  # ALTER TABLE ADD COLUMN: identifier(field.name) and sql_type() from a fixed mapping
+    # streamed validation's exact global rules in an in-memory DuckDB: spec columns (checked identifiers) double-
+    # quoted by q(), the snapshot path as an escaped literal (read_parquet takes no parameters inside a view)
+    "path", "keys", "present", "dup", "q(cols[0])", "q(kwargs['column'])",
 }
 
 

@@ -94,6 +94,7 @@ class NightshiftOperator(BaseOperator):
 
     template_fields: Sequence[str] = ("pipeline",)
     ui_color = "#e8f0fe"
+    pins_after_step = False  # a first task that must write nothing when it fails (resolve_model) pins after its step
 
     def __init__(self, *, pipeline: str | Pipeline, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -107,15 +108,22 @@ class NightshiftOperator(BaseOperator):
             return self.pipeline
         return self._run_spec or find_spec(self.pipeline)
 
+    def check_params(self, context: Any) -> None:
+        """Refuse bad trigger-form values before the task touches any file or store (operators override it)."""
+
     def execute(self, context: Any) -> Any:
         with fail_fast():
-            if not isinstance(self.pipeline, Pipeline):
-                from nightshift.steps.run_spec import run_spec
+            self.check_params(context)
+            if isinstance(self.pipeline, Pipeline):
+                return self.run_step(context)
+            from nightshift.steps.run_spec import pin_spec, run_spec
 
-                dag_run = context.get("dag_run")
-                dag_id = getattr(dag_run, "dag_id", None) or self.dag_id
-                self._run_spec = run_spec(self.pipeline, dag_id, run_id(context))
-            return self.run_step(context)
+            dag_id = getattr(context.get("dag_run"), "dag_id", None) or self.dag_id
+            self._run_spec = run_spec(self.pipeline, dag_id, run_id(context), pin=not self.pins_after_step)
+            result = self.run_step(context)
+            if self.pins_after_step:
+                pin_spec(self._run_spec, dag_id, run_id(context))
+            return result
 
     def run_step(self, context: Any) -> Any:  # pragma: no cover - every operator overrides it
         raise NotImplementedError

@@ -16,14 +16,12 @@ XCOM_KEY = "performance"
 class PerformanceOperator(LineageMixin, NightshiftOperator):
     """Estimated performance of the run's dates and realized performance of the dates whose labels matured, read from
     the published scores; rows to `<OUTPUT_TABLE>_PERFORMANCE` (one transaction per run), a report in the run folder,
-    an alert when a realized value degrades. Runs when monitor failed (all_done_min_one_success); a dry run is skipped."""
+    an alert when a realized value degrades. Runs after publish succeeded, also when monitor failed; a dry run is skipped."""
 
     template_fields: Sequence[str] = ("pipeline", "ingested")
     ui_color = "#eaf4ff"
 
     def __init__(self, *, ingested: Any, **kwargs: Any) -> None:
-        # a drift failure of monitor must not hide performance; nothing ingested (a failed resolve_model or ingest) skips it
-        kwargs.setdefault("trigger_rule", "all_done_min_one_success")
         super().__init__(**kwargs)
         self.ingested = ingested
 

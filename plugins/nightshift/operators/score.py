@@ -17,6 +17,12 @@ class ResolveModelOperator(NightshiftOperator):
     `SCORED_AT`, even when a shard is cleared and retried."""
 
     ui_color = "#fde8e8"
+    pins_after_step = True  # an outage here must leave no file behind
+
+    def check_params(self, context: Any) -> None:
+        from nightshift.steps import score
+
+        score.check_model_reference(params(context).get("model"))
 
     def run_step(self, context: Any) -> dict:
         from nightshift.steps import score

@@ -1,7 +1,7 @@
 """Render side of performance monitoring: the score DAG's `performance` (and `performance_event`) tasks.
 
-Parse-time light (airflow.sdk only). `performance` runs after publish and monitor with trigger rule all_done_min_one_success (a drift
-failure of monitor must not hide it); with `monitoring.performance.retrain_on_degradation`, `performance_event` updates
+Parse-time light (airflow.sdk only). `performance` runs after publish, and only when publish succeeded (data that failed
+validation writes no row anywhere), in parallel with monitor (a drift failure must not hide it); with `monitoring.performance.retrain_on_degradation`, `performance_event` updates
 the Asset `nightshift://<name>/degradation` when a realized value degraded, and `<name>_train` is scheduled on it too.
 """
 
@@ -20,11 +20,11 @@ def retraining_assets(spec: Pipeline) -> list:
 
 
 def add_performance(spec: Pipeline, ingested, published, monitored) -> None:
-    """Wire performance (and performance_event) into `<name>_score` after publish and monitor."""
+    """Wire performance (and performance_event) into `<name>_score` after publish."""
     if not spec.monitoring.performance.enabled or spec.target.task not in ("binary", "regression"):
         return
     evaluated = PerformanceOperator(task_id="performance", pipeline=spec.name, ingested=ingested.output, pool=spec.scoring.pool)
-    [published, monitored] >> evaluated
+    published >> evaluated  # not after monitor: a drift failure must not hide performance
     if spec.monitoring.performance.retrain_on_degradation:
         evaluated >> PerformanceEventOperator(task_id="performance_event", pipeline=spec.name)
 
@@ -36,7 +36,7 @@ def score_doc(spec: Pipeline) -> str:
     metric = p.metric or spec.metrics[0]
     retrain = (f" A degraded value updates the Asset `{degradation_asset(spec.name).uri}`, which schedules `{spec.train_dag_id}`."
                if p.retrain_on_degradation else "")
-    return (f"\n**Performance** (after monitor): estimated{' (CBPE)' if spec.target.task == 'binary' else ''} for the run's dates, "
+    return (f"\n**Performance** (after publish): estimated{' (CBPE)' if spec.target.task == 'binary' else ''} for the run's dates, "
             f"realized for the dates {spec.training.label_delay_days} days earlier (labels matured), with "
             f"{p.confidence:.0%} bootstrap intervals; `{metric}` more than {p.max_drop} below the version's held-out value is "
             f"degraded and alerts. Rows go to `{spec.scoring.output_table}_PERFORMANCE`.{retrain}")

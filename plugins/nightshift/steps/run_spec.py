@@ -24,8 +24,14 @@ def pinned_spec_uri(pipeline: str, dag_id: str, run_id: str) -> str:
     return f"{config.artifacts_root().rstrip('/')}/{pipeline}/pinned/{config.safe_path_part(dag_id)}/{config.safe_path_part(run_id)}.json"
 
 
-def run_spec(pipeline: str, dag_id: str, run_id: str) -> Pipeline:
-    """The run's pinned spec; the first call of a run resolves it from the specs folder and pins it."""
+def run_spec(pipeline: str, dag_id: str, run_id: str, pin: bool = True) -> Pipeline:
+    """The run's pinned spec; the first call of a run resolves it from the specs folder and (with `pin`) pins it.
+
+    The folder's spec is validated first, before any file is touched: an invalid spec fails the task
+    without I/O, and a mid-run edit that makes the spec invalid fails the run's remaining tasks (nothing is
+    published from a spec that no longer loads). A valid edit mid-run changes nothing for this run.
+    `pin=False` reads without writing, for a first task that pins only once its own step succeeded."""
+    current = find_spec(pipeline)
     uri = pinned_spec_uri(pipeline, dag_id, run_id)
     loc = storage.locate(uri)
     if storage.exists(loc):
@@ -34,12 +40,19 @@ def run_spec(pipeline: str, dag_id: str, run_id: str) -> Pipeline:
         spec = Pipeline.model_validate(record["spec"])
         log.info("spec %s pinned for run %s (hash %s, from %s)", pipeline, run_id, record["hash"], record["path"])
         return spec
-    spec = find_spec(pipeline)
+    if pin:
+        pin_spec(current, dag_id, run_id)
+    return current
+
+
+def pin_spec(spec: Pipeline, dag_id: str, run_id: str) -> str:
+    """Store the resolved spec and its hash for the run (idempotent: a retry rewrites the same record)."""
+    uri = pinned_spec_uri(spec.name, dag_id, run_id)
     record = {"spec": spec.model_dump(mode="json", by_alias=True), "hash": spec.spec_hash(),
               "path": str(config.pipelines_dir()), "dag_id": dag_id, "run_id": run_id}
     with tempfile.TemporaryDirectory() as tmp:
         local = Path(tmp) / "spec.json"
         local.write_text(json.dumps(record, indent=1))
         storage.put_file(local, uri)
-    log.info("spec %s (hash %s) pinned for run %s at %s", pipeline, record["hash"], run_id, uri)
-    return spec
+    log.info("spec %s (hash %s) pinned for run %s at %s", spec.name, record["hash"], run_id, uri)
+    return uri

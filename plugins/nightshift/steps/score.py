@@ -233,13 +233,19 @@ def _ingested(uri: str, rows: int, names: list[str], file_rows: list, window: in
 
 # --- model resolution ------------------------------------------------------------------------
 
+def check_model_reference(reference: str | None) -> str:
+    """The trigger form's `model`: a registry version number or an alias, never a path or URI (checked before any I/O)."""
+    reference = str(reference or tracking.CHAMPION).strip()
+    if not (_VERSION.match(reference) or _ALIAS.match(reference)):
+        raise ModelNotFound(f"model '{reference}' must be a registry version number or an alias name, not a path or URI")
+    return reference
+
+
 def resolve_model(spec: Pipeline, reference: str | None = None) -> dict:
     """Turn `champion` (or a version number or another alias) into one concrete registry version."""
     from mlflow.exceptions import MlflowException
 
-    reference = str(reference or tracking.CHAMPION).strip()
-    if not (_VERSION.match(reference) or _ALIAS.match(reference)):
-        raise ValueError(f"model '{reference}' must be a registry version number or an alias name, not a path or URI")
+    reference = check_model_reference(reference)
     client = tracking.client()
     try:
         if _VERSION.match(reference):
