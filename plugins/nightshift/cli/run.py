@@ -50,7 +50,7 @@ class _Progress(logging.Handler):
         if "[DAG TEST] starting task_id=" in message:
             task = message.split("task_id=")[1].split()[0]
             index = message.split("map_index=")[1].split()[0] if "map_index=" in message else "-1"
-            self.out.write(f"  -> {task}{'' if index == '-1' else f'[{index}]'}\n")
+            self.out.write(f"  -> {task}{'' if index == '-1' else f'[{index}]'} ...\n")
             self.out.flush()
 
 
@@ -61,7 +61,11 @@ def output_to(log_file: Path) -> Iterator[Any]:
     sys.stdout.flush()
     sys.stderr.flush()
     saved_out, saved_err = os.dup(1), os.dup(2)
-    terminal = os.fdopen(os.dup(saved_out), "w", buffering=1)
+    try:  # the terminal is fd 1, unless something (a test's capture, a caller) already replaced sys.stdout
+        own = sys.stdout.fileno() == 1
+    except (AttributeError, ValueError, OSError):
+        own = False
+    terminal = os.fdopen(os.dup(saved_out), "w", buffering=1) if own else sys.stdout
     with log_file.open("a") as log:
         os.dup2(log.fileno(), 1)
         os.dup2(log.fileno(), 2)
@@ -74,7 +78,8 @@ def output_to(log_file: Path) -> Iterator[Any]:
             os.dup2(saved_err, 2)
             os.close(saved_out)
             os.close(saved_err)
-            terminal.close()
+            if own:
+                terminal.close()
 
 
 class AlreadyRunning(RuntimeError):

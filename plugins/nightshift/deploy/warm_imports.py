@@ -12,5 +12,8 @@ import pyarrow.parquet  # noqa: F401
 import sklearn.pipeline  # noqa: F401
 import xgboost  # noqa: F401
 
-import nightshift.operators.runtime  # noqa: F401
-import nightshift.operators.runtime_monitoring  # noqa: F401
+import nightshift.steps.evaluate  # noqa: F401 - the step modules every task imports (they pull in the rest)
+import nightshift.steps.monitor  # noqa: F401
+import nightshift.steps.performance  # noqa: F401
+import nightshift.steps.score  # noqa: F401
+import nightshift.steps.validate  # noqa: F401
