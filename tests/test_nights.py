@@ -387,3 +387,26 @@ def test_a_validation_failure_points_to_data_docs_that_still_exist(night, tmp_pa
     shown = re.search(r"Data Docs: (\S+index\.html)", run.message)
     assert shown, run.message
     assert Path(shown.group(1)).is_file()  # the run folder's copy, not a deleted temporary folder
+
+
+def test_a_renamed_spec_file_cannot_adopt_another_pipelines_registry_history(night, tmp_path, monkeypatch):
+    """The spec file that registered `credit_default` owns it (tag on the registered model); the same `name` in a
+    differently named file fails the training run at ingest, before anything is trained or registered."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from nightshift.io import tracking
+    from nightshift.operators.ingest import IngestTrainingOperator
+    from nightshift.spec.loader import REGISTRY_OWNER_TAG
+
+    harness = night["harness"]
+    assert tracking.registered_model_tag("credit_default", REGISTRY_OWNER_TAG) == "credit_default.yaml"
+    versions_before = harness.registry_state("credit_default")
+    folder = tmp_path / "pipelines"
+    folder.mkdir()
+    shutil.copy(Path(night["env"]["NIGHTSHIFT_PIPELINES_DIR"]) / "credit_default.yaml", folder / "credit_risk_v2.yaml")
+    monkeypatch.setenv("NIGHTSHIFT_PIPELINES_DIR", str(folder))
+    ctx = harness.context("nights__adopt", at(date(2026, 1, 25)), at(date(2026, 2, 1)))
+    with pytest.raises(AirflowFailException) as caught:
+        harness.execute(IngestTrainingOperator, "credit_default", ctx)
+    assert "belongs to spec 'credit_default.yaml'" in str(caught.value) and "credit_risk_v2.yaml" in str(caught.value)
+    assert harness.registry_state("credit_default") == versions_before

@@ -466,3 +466,15 @@ def champion_as_of(name: str, when: Any, current: "ModelVersion | None" = None) 
         if end is not None and end <= when:
             return str(entry["version"])
     return None
+
+
+def registered_model_tag(name: str, key: str) -> str | None:
+    """A tag of a registered model; None when the model or the tag does not exist yet."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return client().get_registered_model(name).tags.get(key)
+    except MlflowException as exc:
+        if is_missing(exc):
+            return None
+        raise unavailable(exc, f"reading registered model {name}") from exc

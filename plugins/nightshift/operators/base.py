@@ -108,6 +108,15 @@ class NightshiftOperator(BaseOperator):
             return self.pipeline
         return self._run_spec or find_spec(self.pipeline)
 
+    def spec_owner(self) -> str | None:
+        """The spec file that declares this pipeline (its registry owner); None for a Pipeline built in Python."""
+        if isinstance(self.pipeline, Pipeline):
+            return None
+        from nightshift.spec import spec_path
+
+        path = spec_path(self.pipeline)
+        return str(path) if path else None
+
     def check_params(self, context: Any) -> None:
         """Refuse bad trigger-form values before the task touches any file or store (operators override it)."""
 

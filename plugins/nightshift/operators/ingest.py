@@ -20,8 +20,11 @@ class IngestTrainingOperator(LineageMixin, NightshiftOperator):
         from nightshift.io import tracking
         from nightshift.steps import ingest
 
+        from nightshift.steps import promote
+
         spec = self.spec
         check_tracking_store(spec)
+        promote.check_owner(spec, self.spec_owner())  # before any training: another spec's registered model is refused
         folder = config.run_dir(spec.name, "train", run_id(context))
         summary = ingest.ingest_training(spec, interval(context)[1], folder, param_date(context, "window_end"))
         mlflow_run = tracking.run_for_dag_run(spec.name, run_id(context), tags={"nightshift.pipeline": spec.name})

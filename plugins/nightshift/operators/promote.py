@@ -31,7 +31,7 @@ class PromoteOperator(LineageMixin, NightshiftOperator):
         spec, ingested = self.spec, self.ingested
         promoted = promote.promote(spec, self.trained["model_uri"], ingested["mlflow_run_id"], self.evaluated,
                                    dry_run=bool(params(context).get("dry_run")),
-                                   promote_backfill=bool(params(context).get("promote_backfill")))
+                                   promote_backfill=bool(params(context).get("promote_backfill")), owner=self.spec_owner())
         if not promoted.get("version"):
             return promoted
         self.record_lineage(outputs=[(*model_dataset(spec.name, promoted["version"]), None)])

@@ -10,6 +10,7 @@ from nightshift.spec.loader import (  # noqa: F401 - the layer's public interfac
     REGISTRY_OWNER_TAG,
     SpecError,
     check_registry_owner,
+    spec_path,
     deep_check,
     find_spec,
     load_all,

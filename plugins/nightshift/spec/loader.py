@@ -572,6 +572,12 @@ def find_spec(name: str, folder: str | Path | None = None) -> Pipeline:
 # --- the registry's owner ----------------------------------------------------------------------------------
 
 
+def spec_path(name: str, folder: str | Path | None = None) -> Path | None:
+    """The file that declares pipeline `name` in the specs folder (None when no valid spec does)."""
+    specs, _ = load_all(folder or config.pipelines_dir())
+    return next((path for path, spec in specs.items() if spec.name == name), None)
+
+
 def registry_owner_id(spec_path_or_hash: str | Path) -> str:
     """What REGISTRY_OWNER_TAG holds: the spec's file name (stable across deployments and edits), or a hash as is."""
     return Path(str(spec_path_or_hash)).name

@@ -16,6 +16,7 @@ import logging
 from nightshift.io import tracking
 from nightshift.ml import governance, guards, metrics
 from nightshift.spec import Gate, Pipeline
+from nightshift.spec.loader import REGISTRY_OWNER_TAG, check_registry_owner, registry_owner_id
 
 log = logging.getLogger(__name__)
 LABEL_PREVALENCE_TAG = "nightshift.label_prevalence"
@@ -119,7 +120,7 @@ def _version_of_run(name: str, run_id: str):
 
 
 def promote(spec: Pipeline, model_uri: str, run_id: str, evaluation: dict, dry_run: bool = False,
-            promote_backfill: bool = False) -> dict:
+            promote_backfill: bool = False, owner: str | None = None) -> dict:
     """Register the challenger; move `champion` when all gates pass, else tag why and set `challenger`.
 
     With `promotion.approval: required` a passing version gets `challenger` and waits for a person
@@ -149,6 +150,9 @@ def promote(spec: Pipeline, model_uri: str, run_id: str, evaluation: dict, dry_r
         return summary
     client = tracking.client()
     tracking.ensure_registered_model(spec.name, spec.description)
+    if owner:  # the spec file that registers first owns the name; check_owner refused any other at ingest
+        check_registry_owner(spec.name, owner, tracking.registered_model_tag(spec.name, REGISTRY_OWNER_TAG))
+        client.set_registered_model_tag(spec.name, REGISTRY_OWNER_TAG, registry_owner_id(owner))
     version = _version_of_run(spec.name, run_id) or client.create_model_version(
         spec.name, model_uri, run_id=run_id, description=f"Trained by DAG run {evaluation.get('dag_run_id', '')}"
     )
@@ -181,3 +185,10 @@ def promote(spec: Pipeline, model_uri: str, run_id: str, evaluation: dict, dry_r
     summary.update(version=version.version, alias=alias)
     log.info("version %s of %s: alias %s (%s)", version.version, spec.name, alias or "unchanged", tags["nightshift.reason"])
     return summary
+
+
+def check_owner(spec: Pipeline, owner: str | None) -> None:
+    """Before training: the registered model `spec.name` must belong to this spec file (or to nobody yet), so a
+    renamed or copied file cannot adopt another pipeline's registry history silently (SpecError otherwise)."""
+    if owner:
+        check_registry_owner(spec.name, owner, tracking.registered_model_tag(spec.name, REGISTRY_OWNER_TAG))
