@@ -74,6 +74,8 @@ def run(name: str, quick: bool, log_dir: Path, timeout: float) -> dict:
 def _n(value, digits: int = 0) -> str:
     if value is None:
         return "-"
+    if isinstance(value, float) and value != value:  # NaN: e.g. no measurable margin between two tiny sizes (--quick)
+        return "n/a"
     if isinstance(value, float) and digits:
         return f"{value:,.{digits}f}"
     return f"{round(value):,}" if isinstance(value, (int, float)) else str(value)
