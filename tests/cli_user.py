@@ -69,7 +69,8 @@ def warehouse_rows(project: Path, table: str) -> pd.DataFrame:
 def mlflow_client(project: Path):
     from mlflow.tracking import MlflowClient
 
-    return MlflowClient(tracking_uri=f"sqlite:///{project / '.local' / 'mlflow.db'}")
+    uri = f"sqlite:///{project / '.local' / 'mlflow.db'}"
+    return MlflowClient(tracking_uri=uri, registry_uri=uri)  # explicit: an earlier in-process test may have set the global one
 
 
 def version_metrics(project: Path, model: str, version: str = "1") -> dict[str, float]:

@@ -233,11 +233,15 @@ def _ingested(uri: str, rows: int, names: list[str], file_rows: list, window: in
 
 # --- model resolution ------------------------------------------------------------------------
 
+class InvalidModelReference(ModelNotFound, ValueError):
+    """The form's `model` is not a version number or an alias (a path, a URI, SQL): refused before any I/O."""
+
+
 def check_model_reference(reference: str | None) -> str:
     """The trigger form's `model`: a registry version number or an alias, never a path or URI (checked before any I/O)."""
     reference = str(reference or tracking.CHAMPION).strip()
     if not (_VERSION.match(reference) or _ALIAS.match(reference)):
-        raise ModelNotFound(f"model '{reference}' must be a registry version number or an alias name, not a path or URI")
+        raise InvalidModelReference(f"model '{reference}' must be a registry version number or an alias name, not a path or URI")
     return reference
 
 
