@@ -73,6 +73,17 @@ def interval(context: Any) -> tuple[datetime, datetime]:
     return start, end
 
 
+def scoring_interval(context: Any) -> tuple[datetime, datetime]:
+    """The days a scoring run covers: its data interval, or the trigger form's `interval_start`/`interval_end`."""
+    start, end = interval(context)
+    return param_date(context, "interval_start") or start, param_date(context, "interval_end") or end
+
+
+def pinned_scored_at(model_ref: dict, context: Any) -> datetime:
+    """The run's SCORED_AT, fixed once by resolve_model (older pins fall back to the run's start)."""
+    return datetime.fromisoformat(model_ref["scored_at"]) if model_ref.get("scored_at") else context["dag_run"].start_date
+
+
 def check_tracking_store(spec: Pipeline) -> None:
     """An embedded MLflow store that is missing or empty while the warehouse holds this pipeline's scores is an
     outage (TrackingStoreMissing, retried), never a fresh registry that reports "no champion" or a new version 1."""

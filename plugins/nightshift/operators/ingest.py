@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from nightshift import config
-from nightshift.operators.base import NightshiftOperator, check_tracking_store, interval, param_date, run_id
+from nightshift.operators.base import NightshiftOperator, check_tracking_store, interval, param_date, run_id, scoring_interval
 from nightshift.operators.lineage import LineageMixin, location_dataset, source_datasets
 
 
@@ -45,9 +45,7 @@ class IngestScoringOperator(LineageMixin, NightshiftOperator):
 
         spec = self.spec
         folder = config.run_dir(spec.name, "score", run_id(context))
-        start, end = interval(context)
-        start, end = param_date(context, "interval_start") or start, param_date(context, "interval_end") or end
-        summary = score.ingest_scoring(spec, start, end, folder)
+        summary = score.ingest_scoring(spec, *scoring_interval(context), folder)
         self.record_lineage(source_datasets(spec, summary.get("file_rows")),
                             [(*location_dataset(summary["snapshot_uri"]), summary["rows"])])
         return {**summary, "run_dir": folder}

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime, timezone
 from typing import Any
 
-from nightshift.operators.base import NightshiftOperator, check_tracking_store, params, run_id
+from nightshift.operators.base import NightshiftOperator, check_tracking_store, params, pinned_scored_at, run_id
 from nightshift.operators.lineage import LineageMixin, location_dataset, model_dataset
 
 
@@ -64,7 +64,7 @@ class ScoreShardOperator(LineageMixin, NightshiftOperator):
         from nightshift.steps import score
 
         pinned = self.model_ref
-        scored_at = datetime.fromisoformat(pinned["scored_at"]) if pinned.get("scored_at") else context["dag_run"].start_date
+        scored_at = pinned_scored_at(pinned, context)
         result = score.score_shard(self.spec, self.ingested["snapshot_uri"], self.shard, pinned, run_id(context), scored_at,
                                    self.ingested["run_dir"])
         self.record_lineage([location_dataset(self.ingested["snapshot_uri"]), model_dataset(pinned["model_name"], pinned["model_version"])],

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
 from typing import Any
 
-from nightshift.operators.base import NightshiftOperator, run_id
+from nightshift.operators.base import NightshiftOperator, pinned_scored_at, run_id
 from nightshift.operators.lineage import LineageMixin, model_dataset, table_dataset
 
 
@@ -25,7 +24,7 @@ class ShadowScoreOperator(LineageMixin, NightshiftOperator):
         from nightshift.steps import shadow
 
         pinned = self.model_ref
-        scored_at = datetime.fromisoformat(pinned["scored_at"]) if pinned.get("scored_at") else context["dag_run"].start_date
+        scored_at = pinned_scored_at(pinned, context)
         result = shadow.score_shadows(self.spec, self.ingested, pinned, run_id(context), scored_at)
         spec = self.spec
         self.record_lineage([model_dataset(spec.name, v) for v in result["versions"]],

@@ -8,7 +8,7 @@ from typing import Any
 
 from airflow.sdk import BaseSensorOperator
 
-from nightshift.operators.base import fail_fast, interval, param_date
+from nightshift.operators.base import fail_fast, scoring_interval
 from nightshift.spec import Pipeline, find_spec
 
 
@@ -39,10 +39,8 @@ class DataLandedSensor(BaseSensorOperator):
     def poke(self, context: Any) -> bool:
         from nightshift.steps import landing
 
-        start, end = interval(context)
-        start, end = param_date(context, "interval_start") or start, param_date(context, "interval_end") or end
         with fail_fast():
-            self._missing = landing.missing_inputs(self.spec, start, end)
+            self._missing = landing.missing_inputs(self.spec, *scoring_interval(context))
         if self._missing:
             self.log.info("waiting for %d input(s), e.g. %s", len(self._missing), self._missing[0])
         return not self._missing
@@ -55,8 +53,7 @@ class DataLandedSensor(BaseSensorOperator):
         except AirflowSensorTimeout as exc:
             from nightshift.operators import alerts
 
-            start, _ = interval(context)
-            day = (param_date(context, "interval_start") or start).strftime("%Y-%m-%d")
+            day = scoring_interval(context)[0].strftime("%Y-%m-%d")
             hours = self.timeout / 3600
             looked = ", ".join(self._missing[:5]) or "the run's input"
             message = f"data for {day} has not landed after {hours:g} h (looked for {looked})"

@@ -19,7 +19,7 @@ def retraining_assets(spec: Pipeline) -> list:
             *([degradation_asset(spec.name)] if performance.enabled and performance.retrain_on_degradation else [])]
 
 
-def add_performance(spec: Pipeline, ingested, published, monitored) -> None:
+def add_performance(spec: Pipeline, ingested, published) -> None:
     """Wire performance (and performance_event) into `<name>_score` after publish."""
     if not spec.monitoring.performance.enabled or spec.target.task not in ("binary", "regression"):
         return
