@@ -173,7 +173,10 @@ def test_env_substitution_in_per_environment_fields(monkeypatch):
     ("s3://bad@conn@bucket/x", "malformed S3 uri"),
     ("include/pipelines", "outside the allowed roots"),
 ])
-def test_local_uris_stay_inside_allowed_roots(uri, reason):
+def test_local_uris_stay_inside_allowed_roots(uri, reason, monkeypatch):
+    # only the project's default roots (data/, .local/): the session's extra roots include the temp folder, which may
+    # hold the checkout itself (a clone under /tmp), and would then contain include/pipelines
+    monkeypatch.setenv("NIGHTSHIFT_ALLOWED_ROOTS", "/nonexistent-root")
     with pytest.raises(SpecError) as caught:
         parse_spec(_set(base(), "source.uri", uri), "x.yaml")
     assert reason in dict(caught.value.problems)["source.uri"]
