@@ -106,7 +106,7 @@ def test_trigger_form_runs_a_scoring_run_with_changed_parameters(stack, page):
     model = dialog.locator("input[value=champion]")
     model.fill("1")
     dialog.get_by_role("button", name="Trigger").last.click()
-    page.get_by_text("Dag Run Triggered").wait_for(timeout=180_000)
+    page.get_by_text("Dag Run Triggered").first.wait_for(timeout=180_000)
 
     run = wait_for_latest_run(url, stack["password"], "credit_default_score", timeout=420)
     assert run["conf"] == {"interval_start": "2026-02-02", "interval_end": "2026-02-03", "model": "1", "dry_run": False}
