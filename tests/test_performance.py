@@ -164,7 +164,7 @@ def test_score_dag_writes_estimated_and_realized_rows_and_a_rerun_replaces_them(
     from nightshift.cli.summary import performance_summary
 
     status_lines = [line for line in performance_summary("credit_default").splitlines() if line.strip().startswith(BACKFILL)]
-    assert sorted(line.split()[2] for line in status_lines) == ["estimated", "realized"]  # what `nightshift status` prints
+    assert sorted(tuple(line.split()[2:4]) for line in status_lines) == [("served", "estimated"), ("served", "realized")]  # as printed
     report = Path(config.run_dir("credit_default", "score", rerun.run_id)) / "performance" / "report.html"
     assert "data:image/png;base64," in report.read_text() and BACKFILL in report.read_text()
 

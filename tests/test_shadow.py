@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, timezone
+from datetime import date, datetime, timedelta, timezone
 
 import duckdb
 import pytest
@@ -23,7 +23,8 @@ def at(day: date) -> datetime:
 
 @pytest.fixture(scope="module")
 def two_versions(tmp_path_factory, airflow_db):
-    """Version 1 is champion; version 2, trained later but held back by a gate, holds the alias `challenger`."""
+    """Version 1 is champion; version 2, trained later and registered `as_challenger` (the train form's Param), holds the
+    alias `challenger` and waits for live evidence: the spec asks for one realized date at least as good as the champion's."""
     from tests.reliability import harness
 
     root = tmp_path_factory.mktemp("shadow")
@@ -36,17 +37,15 @@ def two_versions(tmp_path_factory, airflow_db):
         patch.setenv(key, value)
     spec = yaml.safe_load(SPEC.read_text())
     spec["scoring"]["shadow"] = ["challenger"]
+    spec["promotion"] = {"live": {"min_days": 1, "min_delta_vs_champion": 0.0}}
     (root / "pipelines").mkdir()
     path = root / "pipelines" / "credit_default.yaml"
     path.write_text(yaml.safe_dump(spec, sort_keys=False))
     first = harness.run_train("credit_default", "shadow__v1", interval_end=at(date(2026, 1, 25)))
     assert first.results["promote"]["alias"] == "champion", first.describe()
-    spec["evaluation"]["gates"] = [{"metric": "roc_auc", "min_delta_vs_champion": 0.5}]  # no model improves that much
-    path.write_text(yaml.safe_dump(spec, sort_keys=False))
-    second = harness.run_train("credit_default", "shadow__v2", interval_end=at(date(2026, 2, 1)))
+    second = harness.run_train("credit_default", "shadow__v2", interval_end=at(date(2026, 2, 1)), as_challenger=True)
     assert second.results["promote"]["alias"] == "challenger", second.describe()
-    spec["evaluation"]["gates"] = yaml.safe_load(SPEC.read_text())["evaluation"]["gates"]
-    path.write_text(yaml.safe_dump(spec, sort_keys=False))
+    assert second.results["promote"]["live_hold"], second.describe()
     yield root
     patch.undo()
 
@@ -92,3 +91,73 @@ def test_an_unresolvable_shadow_reference_is_skipped_not_fatal(two_versions, mon
     spec = spec.model_copy(update={"scoring": spec.scoring.model_copy(update={"shadow": ["no_such_alias", "challenger", "1"]})})
     pinned = shadow.resolve_shadows(spec, champion_version="1")
     assert [p["model_version"] for p in pinned] == ["2"]  # unknown alias skipped, the champion itself not scored twice
+
+
+def registry():
+    import os
+
+    from mlflow import MlflowClient
+
+    uri = os.environ["MLFLOW_TRACKING_URI"]
+    return MlflowClient(tracking_uri=uri, registry_uri=uri)
+
+
+def test_a_challenger_that_failed_a_gate_is_never_promoted_live(two_versions):
+    from nightshift.spec import find_spec
+    from nightshift.steps import live_promotion
+
+    client = registry()
+    assert client.get_model_version("credit_default", "2").tags["nightshift.promotion"] == "pending_live"
+    client.set_model_version_tag("credit_default", "2", "nightshift.promotion", "rejected")  # what a failed gate writes
+    try:
+        decision = live_promotion.promote_live(find_spec("credit_default"), date(2026, 2, 3), "manual__check")
+    finally:
+        client.set_model_version_tag("credit_default", "2", "nightshift.promotion", "pending_live")
+    assert decision["decision"] == "not_pending"
+    assert str(client.get_model_version_by_alias("credit_default", "champion").version) == "1"
+
+
+def labelled(root, table: str, day: date):
+    """(labels, scores) of `table`'s rows of `day`, joined with the landing zone's labels by application id."""
+    import pandas as pd
+
+    with duckdb.connect(str(root / "wh.duckdb"), read_only=True) as con:
+        scores = con.execute(f"SELECT APPLICATION_ID, SCORE FROM {table} WHERE PARTITION_DATE = ?", [day]).df()
+    landing = pd.read_parquet(root / "landing" / f"dt={day.isoformat()}")
+    joined = scores.merge(landing[["application_id", "defaulted"]], left_on="APPLICATION_ID", right_on="application_id")
+    return joined["defaulted"].to_numpy(), joined["SCORE"].to_numpy()
+
+
+def test_champion_and_shadow_are_judged_on_the_same_live_rows_and_the_better_one_is_promoted(two_versions):
+    from sklearn.metrics import roc_auc_score
+
+    from nightshift.io import tracking
+    from nightshift.render import build_score_dag
+    from nightshift.spec import find_spec
+
+    spec = find_spec("credit_default")
+    live_day = DAY - timedelta(days=spec.training.label_delay_days)  # realized by the run for DAY
+    assert tracking.moment(tracking.version_window("credit_default", "2")["window_end"]).date() < live_day  # unseen by v2
+    dag = build_score_dag(spec)
+    assert {"shadow", "performance", "promote_live"} <= set(dag.task_dict)
+    assert "shadow" in dag.task_dict["performance"].upstream_task_ids
+    for day in (live_day, DAY):
+        conf = {"interval_start": day.isoformat(), "interval_end": (day + timedelta(days=1)).isoformat()}
+        assert dag.test(logical_date=at(day + timedelta(days=2)), run_conf=conf).state == "success"
+
+    with duckdb.connect(str(two_versions / "wh.duckdb"), read_only=True) as con:
+        found = con.execute(f"SELECT MODEL_VERSION, ROLE, PARTITION_DATE, KIND, VALUE, ROWS FROM {TABLE}_PERFORMANCE "
+                            "WHERE METRIC = 'roc_auc' ORDER BY 3, 1, 4").fetchall()
+    kinds = {(v, role, d, kind) for v, role, d, kind, _, _ in found}
+    for version, role in (("1", "served"), ("2", "shadow")):
+        assert (version, role, live_day, "realized") in kinds and (version, role, live_day, "estimated") in kinds
+        assert (version, role, DAY, "estimated") in kinds
+    realized = {v: (value, n) for v, _, d, kind, value, n in found if d == live_day and kind == "realized"}
+    champion_auc = roc_auc_score(*labelled(two_versions, TABLE, live_day))
+    shadow_auc = roc_auc_score(*labelled(two_versions, f"{TABLE}_SHADOW", live_day))
+    assert realized["1"][0] == pytest.approx(champion_auc, abs=1e-9)
+    assert realized["2"][0] == pytest.approx(shadow_auc, abs=1e-9)
+    assert realized["1"][1] == realized["2"][1] == len(labelled(two_versions, TABLE, live_day)[0])  # same rows
+
+    expected = "2" if shadow_auc - champion_auc >= 0.0 else "1"  # promotion.live: one date, min_delta_vs_champion 0.0
+    assert str(registry().get_model_version_by_alias("credit_default", "champion").version) == expected

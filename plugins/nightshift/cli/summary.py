@@ -116,7 +116,8 @@ def performance_summary(pipeline: str, days: int = 14) -> str:
         frame = frame[latest]
     lines = [f"{table}: {metric} of the last {days} dates of each kind (estimated before labels, realized after "
              f"{spec.training.label_delay_days} days; interval {spec.monitoring.performance.confidence:.0%})",
-             f"  {'PARTITION_DATE':<14} {'VERSION':<7} {'KIND':<9} {'VALUE':>7} {'INTERVAL':<17} {'ROWS':>6} {'HELD-OUT':>8}  STATUS"]
+             f"  {'PARTITION_DATE':<14} {'VERSION':<7} {'ROLE':<7} {'KIND':<9} {'VALUE':>7} {'INTERVAL':<17} {'ROWS':>6} "
+             f"{'HELD-OUT':>8}  STATUS"]
     if frame.empty:
         return "\n".join([*lines, "  no performance rows"])
 
@@ -126,6 +127,12 @@ def performance_summary(pipeline: str, days: int = 14) -> str:
     shown = frame[frame["METRIC"] == metric].sort_values(["PARTITION_DATE", "MODEL_VERSION", "KIND"], ascending=[True, True, False])
     for r in shown.to_dict("records"):
         interval = f"[{num(r['LOWER'])}, {num(r['UPPER'])}]"
-        lines.append(f"  {str(r['PARTITION_DATE']):<14} v{r['MODEL_VERSION']:<6} {r['KIND']:<9} {num(r['VALUE']):>7} {interval:<17} "
-                     f"{int(r['ROWS']):>6} {num(r['BASELINE']):>8}  {r['STATUS']}")
+        role = r.get("ROLE") if isinstance(r.get("ROLE"), str) else performance.SERVED
+        lines.append(f"  {str(r['PARTITION_DATE']):<14} v{r['MODEL_VERSION']:<6} {role:<7} {r['KIND']:<9} {num(r['VALUE']):>7} "
+                     f"{interval:<17} {int(r['ROWS']):>6} {num(r['BASELINE']):>8}  {r['STATUS']}")
+    for duel in performance.live_comparison(spec, frame):
+        if duel["days"]:
+            lines.append(f"  shadow v{duel['shadow_version']} vs served v{', v'.join(duel['served_versions'])} on the same rows, "
+                         f"{duel['days']} realized date(s): {metric} {duel['shadow_mean']:.4f} vs {duel['served_mean']:.4f} "
+                         f"(mean daily improvement {duel['improvement']:+.4f})")
     return "\n".join(lines)

@@ -66,3 +66,27 @@ class PerformanceEventOperator(NightshiftOperator):
         context["outlet_events"][asset].extra = extra
         self.log.info("degradation asset %s updated: %s", asset.uri, extra)
         return extra
+
+
+class PromoteLiveOperator(NightshiftOperator):
+    """After performance: move `champion` to a challenger waiting for live evidence once its realized metric on the same
+    live rows clears `promotion.live` (nightshift.steps.live_promotion); a dry run or an empty run is skipped."""
+
+    template_fields: Sequence[str] = ("pipeline", "ingested")
+    ui_color = "#fde8e8"
+
+    def __init__(self, *, ingested: Any, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.ingested = ingested
+
+    def run_step(self, context: Any) -> dict:
+        from datetime import date
+
+        from airflow.sdk.exceptions import AirflowSkipException
+
+        from nightshift.steps import live_promotion
+
+        if params(context).get("dry_run") or not self.ingested:
+            raise AirflowSkipException("dry run or nothing ingested: no live evidence to weigh")
+        last = max(date.fromisoformat(d) for d in self.ingested["partition_dates"])
+        return live_promotion.promote_live(self.spec, last, run_id(context))

@@ -16,7 +16,8 @@ def card_data(ingested: dict, trained: dict) -> dict:
 class PromoteOperator(LineageMixin, NightshiftOperator):
     """Register the version and set its alias from `evaluated['gates']`; write its model card.
     A `dry_run` trigger leaves the registry untouched; `promote_backfill` lets a backfill (window ending before the
-    current champion's) become champion when its gates pass."""
+    current champion's) become champion when its gates pass; `as_challenger` registers a passing version as `challenger`
+    (shadow-scored, champion unchanged)."""
 
     template_fields: Sequence[str] = ("pipeline", "ingested", "trained", "evaluated")
     ui_color = "#fde8e8"
@@ -31,7 +32,8 @@ class PromoteOperator(LineageMixin, NightshiftOperator):
         spec, ingested = self.spec, self.ingested
         promoted = promote.promote(spec, self.trained["model_uri"], ingested["mlflow_run_id"], self.evaluated,
                                    dry_run=bool(params(context).get("dry_run")),
-                                   promote_backfill=bool(params(context).get("promote_backfill")), owner=self.spec_owner())
+                                   promote_backfill=bool(params(context).get("promote_backfill")), owner=self.spec_owner(),
+                                   as_challenger=bool(params(context).get("as_challenger")))
         if not promoted.get("version"):
             return promoted
         self.record_lineage(outputs=[(*model_dataset(spec.name, promoted["version"]), None)])

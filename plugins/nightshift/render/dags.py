@@ -27,7 +27,7 @@ from nightshift.operators.spec_error import SpecErrorOperator
 from nightshift.operators.train import TrainOperator
 from nightshift.operators.validate import ValidateOperator
 from nightshift.operators.wait import DataLandedSensor
-from nightshift.render import monitoring
+from nightshift.render import monitoring, performance
 from nightshift.spec import Pipeline, SpecError, load_all
 from nightshift.spec.model import MODEL_REFERENCE
 
@@ -141,6 +141,11 @@ def train_params() -> dict:
             description="A run whose window ends before the current champion's is a backfill: it is registered and tagged, "
             "but moves `champion` only when this is set and every gate passes.",
         ),
+        "as_challenger": Param(
+            False, type="boolean", title="Register as challenger",
+            description="A version that passes every gate gets alias `challenger` instead of `champion`: scoring.shadow scores it "
+            "next to the champion on live rows, and the champion stays.",
+        ),
     }
 
 
@@ -203,9 +208,12 @@ def build_score_dag(spec: Pipeline) -> DAG:
         summary = SummaryOperator(task_id="summary", pipeline=name, ingested=ingested.output, model_ref=model_ref.output,
                                   published=published.output, trigger_rule="none_failed")
         monitoring.add_monitor(spec, scored, ingested, model_ref, published, summary)
+        shadow = None
         if spec.scoring.shadow:
-            published >> ShadowScoreOperator(task_id="shadow", pipeline=name, ingested=ingested.output, model_ref=model_ref.output,
-                                             pool=spec.scoring.pool)
+            shadow = ShadowScoreOperator(task_id="shadow", pipeline=name, ingested=ingested.output, model_ref=model_ref.output,
+                                         pool=spec.scoring.pool)
+            published >> shadow
+        performance.add_performance(spec, ingested, published, shadow)
     return dag
 
 

@@ -43,7 +43,6 @@ def add_monitor(spec: Pipeline, scored, ingested, model_ref, published, summary)
     monitored >> summary
     if spec.monitoring.retrain_on_drift:
         monitored >> DriftEventOperator(task_id="drift_event", pipeline=spec.name)
-    performance.add_performance(spec, ingested, published)
 
 
 def score_doc(spec: Pipeline) -> str:

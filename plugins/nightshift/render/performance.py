@@ -8,7 +8,7 @@ the Asset `nightshift://<name>/degradation` when a realized value degraded, and 
 from __future__ import annotations
 
 from nightshift.operators.assets import degradation_asset, drift_asset
-from nightshift.operators.performance import PerformanceEventOperator, PerformanceOperator
+from nightshift.operators.performance import PerformanceEventOperator, PerformanceOperator, PromoteLiveOperator
 from nightshift.spec import Pipeline
 
 
@@ -19,12 +19,16 @@ def retraining_assets(spec: Pipeline) -> list:
             *([degradation_asset(spec.name)] if performance.enabled and performance.retrain_on_degradation else [])]
 
 
-def add_performance(spec: Pipeline, ingested, published) -> None:
-    """Wire performance (and performance_event) into `<name>_score` after publish."""
+def add_performance(spec: Pipeline, ingested, published, shadow=None) -> None:
+    """Wire performance (and performance_event, promote_live) into `<name>_score` after publish and the shadow scores."""
     if not spec.monitoring.performance.enabled or spec.target.task not in ("binary", "regression"):
         return
     evaluated = PerformanceOperator(task_id="performance", pipeline=spec.name, ingested=ingested.output, pool=spec.scoring.pool)
     published >> evaluated  # not after monitor: a drift failure must not hide performance
+    if shadow is not None:
+        shadow >> evaluated  # shadow versions are judged on the same rows, in the same run
+    if spec.promotion.live is not None:
+        evaluated >> PromoteLiveOperator(task_id="promote_live", pipeline=spec.name, ingested=ingested.output)
     if spec.monitoring.performance.retrain_on_degradation:
         evaluated >> PerformanceEventOperator(task_id="performance_event", pipeline=spec.name)
 

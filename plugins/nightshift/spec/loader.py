@@ -407,6 +407,21 @@ def _reference_problems(spec: Pipeline) -> list[tuple[str, str]]:
     performance = spec.monitoring.performance
     if performance.metric is not None and performance.metric not in spec.metrics:
         problems.append(("monitoring.performance.metric", f"'{performance.metric}' is not among evaluation.metrics"))
+    return problems + _live_gate_problems(spec)
+
+
+def _live_gate_problems(spec: Pipeline) -> list[tuple[str, str]]:
+    """promotion.live needs the evidence it reads: the challenger shadow-scored, and realized performance computed."""
+    if spec.promotion.live is None:
+        return []
+    problems = []
+    if "challenger" not in spec.scoring.shadow:
+        problems.append(("promotion.live", "live promotion needs the challenger shadow-scored: add `shadow: [challenger]` to scoring"))
+    if not spec.monitoring.performance.enabled or spec.target.task not in ("binary", "regression"):
+        problems.append(("promotion.live", "live promotion reads realized performance: it needs monitoring.performance enabled "
+                                           "and a binary or regression target"))
+    if spec.promotion.approval == "required":
+        problems.append(("promotion.live", "live promotion and approval: required cannot be combined yet; choose one"))
     return problems
 
 

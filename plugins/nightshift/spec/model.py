@@ -502,6 +502,21 @@ class Evaluation(StrictModel):
     )
 
 
+class LiveGate(StrictModel):
+    """Promotion on live evidence: a challenger that passed every offline gate is shadow-scored next to the champion
+    (`scoring.shadow: [challenger]`) and becomes champion only when its realized metric on the same live rows beat the
+    champion's often enough. Only dates after the challenger's training window count: it has seen the labels before."""
+
+    min_days: int = Field(
+        7, ge=1, le=365, description="Dates with realized values for both versions, after the challenger's training window, "
+        "before `champion` may move."
+    )
+    min_delta_vs_champion: float = Field(
+        0.0, ge=-1e6, le=1e6, description="Mean daily improvement of the challenger over the champion on those dates "
+        "(in the metric's better direction) required to promote it."
+    )
+
+
 class Promotion(StrictModel):
     """Who decides, after every gate passed, that the challenger becomes champion."""
 
@@ -513,6 +528,11 @@ class Promotion(StrictModel):
     approvers: list[str] = Field(
         default_factory=list, max_length=50,
         description="Airflow user ids allowed to answer; empty = anyone who may act on the DAG.",
+    )
+    live: LiveGate | None = Field(
+        None, description="Also require live evidence, e.g. `{min_days: 7, min_delta_vs_champion: 0.0}`: a passing version "
+        "gets `challenger`, is shadow-scored, and `<name>_score`'s `promote_live` task moves `champion` once the realized "
+        "deciding metric (monitoring.performance.metric) on the same live rows clears the gate. Unset = offline gates decide.",
     )
 
 

@@ -27,6 +27,7 @@ from nightshift.ml import performance as perf
 from nightshift.ml.modelling import target_values
 from nightshift.spec import Pipeline
 from nightshift.steps import ingest
+from nightshift.steps.shadow import shadow_table
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -35,11 +36,12 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 TABLE_SUFFIX = "_PERFORMANCE"
 REALIZED, ESTIMATED = "realized", "estimated"
+SERVED, SHADOW = "served", "shadow"  # ROLE: scores of the main table (what consumers read) or of <OUTPUT_TABLE>_SHADOW
 OK, DEGRADED, WARN, REPORTED, NO_LABELS = "ok", "degraded", "warn", "reported", "no_labels"
 ECE_METRIC = "calibration_ece"
 HISTORY_DAYS = 60
 COLUMNS = [  # (name, arrow type name): one row per metric, kind, model version and partition date
-    ("MODEL_NAME", "string"), ("MODEL_VERSION", "string"), ("MLFLOW_RUN_ID", "string"), ("PARTITION_DATE", "date32"),
+    ("MODEL_NAME", "string"), ("MODEL_VERSION", "string"), ("ROLE", "string"), ("MLFLOW_RUN_ID", "string"), ("PARTITION_DATE", "date32"),
     ("METRIC", "string"), ("KIND", "string"), ("VALUE", "float64"), ("LOWER", "float64"), ("UPPER", "float64"),
     ("ROWS", "int64"), ("SCORED_ROWS", "int64"), ("BASELINE", "float64"), ("MAX_DROP", "float64"), ("STATUS", "string"),
     ("NOTE", "string"), ("DAG_RUN_ID", "string"), ("COMPUTED_AT", "timestamp"),
@@ -85,16 +87,29 @@ def matured_dates(spec: Pipeline, dates: list[date]) -> list[date]:
 
 # --- inputs ------------------------------------------------------------------------------------
 
-def read_scores(spec: Pipeline, dates: list[date]) -> "pd.DataFrame":
-    """The published scores of `dates` with their keys and lineage, PARTITION_DATE as dates."""
+def _read_table(spec: Pipeline, table: str, dates: list[date], role: str) -> "pd.DataFrame":
     import pandas as pd
 
     keys = [k.upper() for k in spec.source.entity_key]
-    frame = get_warehouse(spec.scoring.warehouse_conn_id).read_rows(
-        spec.scoring.output_table, spec.name, dates, [*keys, "SCORE", "MODEL_VERSION", "MLFLOW_RUN_ID", "PARTITION_DATE"])
+    columns = [*keys, "SCORE", "MODEL_VERSION", "MLFLOW_RUN_ID", "PARTITION_DATE"]
+    frame = get_warehouse(spec.scoring.warehouse_conn_id).read_rows(table, spec.name, dates, columns)
     if frame.empty:
-        return pd.DataFrame(columns=[*keys, "SCORE", "MODEL_VERSION", "MLFLOW_RUN_ID", "PARTITION_DATE"])
-    return frame.assign(PARTITION_DATE=pd.to_datetime(frame["PARTITION_DATE"]).dt.date, MODEL_VERSION=frame["MODEL_VERSION"].astype(str))
+        return pd.DataFrame(columns=[*columns, "ROLE"])
+    return frame.assign(PARTITION_DATE=pd.to_datetime(frame["PARTITION_DATE"]).dt.date, MODEL_VERSION=frame["MODEL_VERSION"].astype(str),
+                        ROLE=role)
+
+
+def read_scores(spec: Pipeline, dates: list[date]) -> "pd.DataFrame":
+    """The scores of `dates` with their keys and lineage, PARTITION_DATE as dates: the published (served) scores and, with
+    `scoring.shadow`, the shadow versions' scores of the same rows, so challenger and champion are judged on the same rows."""
+    import pandas as pd
+
+    served = _read_table(spec, spec.scoring.output_table, dates, SERVED)
+    if not spec.scoring.shadow:
+        return served
+    shadow = _read_table(spec, shadow_table(spec), dates, SHADOW)
+    shadow = shadow[~shadow["MODEL_VERSION"].isin(set(served["MODEL_VERSION"]))]  # a version served that day is judged once
+    return pd.concat([served, shadow], ignore_index=True) if not shadow.empty else served
 
 
 def _label_files(spec: Pipeline) -> "pd.DataFrame":
@@ -226,8 +241,8 @@ def evaluate(spec: Pipeline, scores: "pd.DataFrame", realize: set[date], dag_run
     run_metrics = version_metrics(sorted(scores["MLFLOW_RUN_ID"].dropna().unique()))
     for day in sorted(scores["PARTITION_DATE"].unique()):
         labels, why = read_labels(spec, day, cache) if day in realize else (None, None)
-        for (version, run_id), frame in scores[scores["PARTITION_DATE"] == day].groupby(["MODEL_VERSION", "MLFLOW_RUN_ID"]):
-            base = {"MODEL_NAME": spec.name, "MODEL_VERSION": str(version), "MLFLOW_RUN_ID": run_id, "PARTITION_DATE": day,
+        for (version, role, run_id), frame in scores[scores["PARTITION_DATE"] == day].groupby(["MODEL_VERSION", "ROLE", "MLFLOW_RUN_ID"]):
+            base = {"MODEL_NAME": spec.name, "MODEL_VERSION": str(version), "ROLE": role, "MLFLOW_RUN_ID": run_id, "PARTITION_DATE": day,
                     "SCORED_ROWS": len(frame), "DAG_RUN_ID": dag_run_id, "COMPUTED_AT": computed_at}
             seed = spec.training.seed + day.toordinal()
             values = frame["SCORE"].to_numpy(dtype="float64")
@@ -266,6 +281,32 @@ def history(spec: Pipeline, last: date, days: int = HISTORY_DAYS) -> "pd.DataFra
     return frame
 
 
+def live_comparison(spec: Pipeline, frame: "pd.DataFrame", after: dict[str, date] | None = None) -> list[dict]:
+    """Each shadow version against the version served on the same dates: the realized deciding metric on the dates both
+    have a value (after `after[version]`, e.g. its training window end), and the mean daily improvement of the shadow
+    version (positive = better, in the metric's direction). Both were scored on the same rows, so this is a fair duel."""
+    from nightshift.ml.metrics import improvement
+
+    if frame is None or frame.empty or "ROLE" not in frame.columns:
+        return []
+    metric, after = deciding_metric(spec), after or {}
+    realized = frame[(frame["METRIC"] == metric) & (frame["KIND"] == REALIZED) & frame["VALUE"].notna()]
+    served = realized[realized["ROLE"] == SERVED].set_index("PARTITION_DATE")
+    duels = []
+    for version, shadow in realized[realized["ROLE"] == SHADOW].groupby("MODEL_VERSION"):
+        since = after.get(str(version))
+        paired = [(d, v, served.loc[[d]]) for d, v in zip(shadow["PARTITION_DATE"], shadow["VALUE"])
+                  if d in served.index and (since is None or d > since)]
+        days = [(d, float(v), float(s["VALUE"].iloc[0]), str(s["MODEL_VERSION"].iloc[0])) for d, v, s in paired]
+        gains = [improvement(metric, mine, theirs) for _, mine, theirs, _ in days]
+        duels.append({"shadow_version": str(version), "served_versions": sorted({v for *_, v in days}), "metric": metric,
+                      "days": len(days), "dates": [d.isoformat() for d, *_ in days],
+                      "shadow_mean": sum(m for _, m, _, _ in days) / len(days) if days else None,
+                      "served_mean": sum(t for _, _, t, _ in days) / len(days) if days else None,
+                      "improvement": sum(gains) / len(gains) if gains else None})
+    return duels
+
+
 def summarize(spec: Pipeline, rows: list[dict], dates: list[date], realize: set[date], scored: set[date]) -> dict:
     """Small enough for XCom and an Asset event's extra: what was evaluated, and the degraded realized values."""
     decide = deciding_metric(spec)
@@ -299,13 +340,14 @@ def performance(spec: Pipeline, ingested: dict, dag_run_id: str, computed_at: da
     rows = evaluate(spec, scores, realize, dag_run_id, computed_at) if not scores.empty else []
     written = publish_rows(spec, rows, dates) if write else 0
     summary = summarize(spec, rows, dates, realize, set(scores["PARTITION_DATE"]))
+    summary["versions"] = sorted({(r["MODEL_VERSION"], r["ROLE"]) for r in rows})
     frame = history(spec, max(dates)) if write else None
     if frame is None or frame.empty:
         import pandas as pd
 
         frame = pd.DataFrame(rows, columns=[c for c, _ in COLUMNS])
     with tempfile.TemporaryDirectory() as tmp:
-        local = report.save(spec, frame, summary, Path(tmp))
+        local = report.save(spec, frame, summary, Path(tmp), live_comparison(spec, frame))
         uri = storage.put_file(local, f"{ingested['run_dir']}/performance/report.html")
     summary = {**summary, "rows_written": written, "report": uri}
     log.info("performance %s: estimated %s, realized %s, %d rows; degraded %s", summary["verdict"], summary["estimated_dates"],

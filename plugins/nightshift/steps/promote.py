@@ -119,8 +119,20 @@ def _version_of_run(name: str, run_id: str):
     return found[0] if found else None
 
 
+def live_hold_reason(spec: Pipeline, as_challenger: bool) -> str | None:
+    """Why a version that passed every gate becomes `challenger` rather than champion, or None: the trigger form's
+    `as_challenger`, or `promotion.live` while a champion exists (the first model has nothing to be compared with live)."""
+    if as_challenger:
+        return "registered as challenger (as_challenger): it is shadow-scored, champion unchanged"
+    live = spec.promotion.live
+    if live is None or tracking.champion(spec.name) is None:
+        return None
+    return (f"waiting for live evidence: promote_live moves champion after {live.min_days} realized dates on the same rows "
+            f"as the champion, improving by at least {live.min_delta_vs_champion:+g}")
+
+
 def promote(spec: Pipeline, model_uri: str, run_id: str, evaluation: dict, dry_run: bool = False,
-            promote_backfill: bool = False, owner: str | None = None) -> dict:
+            promote_backfill: bool = False, owner: str | None = None, as_challenger: bool = False) -> dict:
     """Register the challenger; move `champion` when all gates pass, else tag why and set `challenger`.
 
     With `promotion.approval: required` a passing version gets `challenger` and waits for a person
@@ -134,10 +146,11 @@ def promote(spec: Pipeline, model_uri: str, run_id: str, evaluation: dict, dry_r
     backfill = backfill_reason(spec, evaluation)
     held = backfill is not None and not promote_backfill  # registered and reported, never promoted
     awaiting = not failed and not held and spec.promotion.approval == "required"  # a person decides after the gates
+    live_hold = None if failed or held or awaiting else live_hold_reason(spec, as_challenger)
     leaks = [g["leak"] for g in gates if not g["passed"] and g.get("leak")]
     summary = {"gates": gates, "passed": not failed, "dry_run": dry_run, "version": None, "alias": None,
                "awaiting_approval": awaiting and not dry_run, "backfill": backfill, "promote_backfill": promote_backfill,
-               "suspect_labels": [g["reason"] for g in suspect]}
+               "suspect_labels": [g["reason"] for g in suspect], "live_hold": live_hold}
     for g in gates:
         log.info("gate %s %s: %s", "PASS" if g["passed"] else "FAIL", g["metric"], g["reason"])
     for g in gates:
@@ -162,9 +175,12 @@ def promote(spec: Pipeline, model_uri: str, run_id: str, evaluation: dict, dry_r
         reason = "; ".join(g["reason"] for g in suspect) + ("; waiting for approval" if awaiting else "")
     if held:
         reason = f"{backfill}; champion unchanged (trigger with promote_backfill to promote it); {reason}"
+    if live_hold:
+        reason = f"{reason}; {live_hold}"
     tags = {
         "nightshift.gates": json.dumps(gates, default=str, ensure_ascii=False)[:5000],
-        "nightshift.promotion": "backfill" if held else "rejected" if failed else ("pending_approval" if awaiting else "promoted"),
+        "nightshift.promotion": "backfill" if held else "rejected" if failed else (
+            "pending_approval" if awaiting else "pending_live" if live_hold else "promoted"),
         "nightshift.reason": reason[:5000],
         **{key: evaluation[field] for key, field in ((tracking.WINDOW_END_TAG, "window_end"), (tracking.FIT_END_TAG, "fit_end"))
            if evaluation.get(field)},
@@ -176,7 +192,7 @@ def promote(spec: Pipeline, model_uri: str, run_id: str, evaluation: dict, dry_r
     }
     for key, value in tags.items():
         client.set_model_version_tag(spec.name, version.version, key, value)
-    alias = None if held else tracking.CHALLENGER if failed or awaiting else tracking.CHAMPION
+    alias = None if held else tracking.CHALLENGER if failed or awaiting or live_hold else tracking.CHAMPION
     if alias == tracking.CHAMPION:
         tracking.move_champion(spec.name, version.version, by=f"DAG run {evaluation.get('dag_run_id') or run_id}", via="promote",
                                window_end=evaluation.get("window_end"))
