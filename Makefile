@@ -15,8 +15,9 @@ export NIGHTSHIFT_HOME := $(CURDIR)
 
 DEMO_START ?= 2025-06-01
 DEMO_END ?= 2026-02-10
-DEMO_TRAIN_DATE ?= 2026-02-01
-DEMO_SCORE_DATES ?= 2026-02-02 2026-02-03 2026-02-04
+DEMO_TRAIN_DATE ?= 2026-01-04
+DEMO_CHALLENGER_DATE ?= 2026-02-15
+DEMO_SCORE_DATES ?= 2026-02-07 2026-02-08 2026-02-09
 DEMO_DRIFT_DATE ?= 2026-02-11
 
 .PHONY: help install demo test reliability-report schema settings up down clean
@@ -55,7 +56,7 @@ settings: $(STAMP)
 demo: $(STAMP) $(AIRFLOW_HOME)/airflow.db
 	python -m nightshift_demo generate --start $(DEMO_START) --end $(DEMO_END)
 	python -m nightshift_demo generate --start $(DEMO_DRIFT_DATE) --end $(DEMO_DRIFT_DATE) --drift-from $(DEMO_DRIFT_DATE) --force
-	python -m nightshift_demo run --train-date $(DEMO_TRAIN_DATE) --score-dates $(DEMO_SCORE_DATES) --drift-date $(DEMO_DRIFT_DATE)
+	python -m nightshift_demo run --train-date $(DEMO_TRAIN_DATE) --challenger-date $(DEMO_CHALLENGER_DATE) --score-dates $(DEMO_SCORE_DATES) --drift-date $(DEMO_DRIFT_DATE)
 
 # The browser tests drive Debian's Chromium (Playwright's own browser download is not used).
 CHROMIUM := /usr/bin/chromium

@@ -66,6 +66,12 @@ def run_demo(args: argparse.Namespace) -> None:
     airflow_dags_test(f"{PIPELINE}_train", args.train_date)
     print()
     print(train_summary(PIPELINE))
+    if args.challenger_date:
+        print(f"\ntraining a challenger at {args.challenger_date} with the form's as_challenger: it is shadow-scored next to "
+              "the champion (scoring.shadow), which stays")
+        airflow_dags_test(f"{PIPELINE}_train", args.challenger_date, conf={"as_challenger": True})
+        print()
+        print(train_summary(PIPELINE))
     print()
     matured, backfill = performance_dates(args.score_dates[-1])
     print(f"backfilling {PIPELINE}_score for {backfill}: its labels mature by {matured} (training.label_delay_days)")
@@ -81,7 +87,8 @@ def run_demo(args: argparse.Namespace) -> None:
     print("\n" + after)
     print("\nrerun changed no counts" if after == before else "\nWARNING: counts changed after the rerun")
     print(f"\nthe run for {matured} estimated its own performance from the scores (labels arrive in "
-          f"{(matured - backfill).days} days) and realized {backfill}'s, whose labels have matured:")
+          f"{(matured - backfill).days} days) and realized {backfill}'s, whose labels have matured, for the served "
+          "champion and the shadow challenger on the same rows:")
     print("\n" + performance_summary(PIPELINE))
     if args.drift_date:
         from nightshift_demo.drift import drift_demo
@@ -110,6 +117,8 @@ def main(argv: list[str] | None = None) -> None:
     generate.set_defaults(func=run_generate)
     run = sub.add_parser("run", help="train the demo pipeline and print a summary")
     run.add_argument("--train-date", required=True, help="logical date of the training run (YYYY-MM-DD)")
+    run.add_argument("--challenger-date", default=None,
+                     help="logical date of a second training run registered as challenger (shadow-scored), or none")
     run.add_argument("--score-dates", nargs=3, required=True, metavar="DATE", help="logical dates of three scoring runs")
     run.add_argument("--drift-date", default=None, help="a day generated with --drift-from: score it and print the monitor's verdict")
     run.set_defaults(func=run_demo)
