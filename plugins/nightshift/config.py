@@ -52,6 +52,12 @@ def warehouse_path() -> Path:
     return Path(os.environ.get("NIGHTSHIFT_WAREHOUSE", local_dir() / "warehouse.duckdb"))
 
 
+def duckdb_memory_limit() -> str:
+    """DuckDB's memory limit for the embedded warehouse (its default is 80% of RAM, used as cache by a 10M-row publish:
+    458 -> 873 MiB for 10x the rows). Bounded, DuckDB spills to disk instead; measured 216 -> 260 MiB for 1M -> 4M rows."""
+    return os.environ.get("NIGHTSHIFT_DUCKDB_MEMORY_LIMIT", "256MB")
+
+
 def allowed_roots() -> list[Path]:
     """Folders local data may be read from and written to: the project's `data/` and `.local/`, the configured
     local folder and local artifacts root, plus `NIGHTSHIFT_ALLOWED_ROOTS` (os.pathsep-separated absolute paths).

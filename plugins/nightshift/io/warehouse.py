@@ -53,7 +53,8 @@ class DuckDBWarehouse:
         import duckdb
 
         Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-        return with_backoff(lambda: duckdb.connect(self.path, read_only=read_only), f"warehouse {self.path}",
+        settings = {"memory_limit": config.duckdb_memory_limit()}
+        return with_backoff(lambda: duckdb.connect(self.path, read_only=read_only, config=settings), f"warehouse {self.path}",
                             self.lock_retries, self.lock_wait_seconds, transient=lambda exc: "lock" in str(exc).lower())
 
     def publish(self, table: str, schema: "pa.Schema", files: list[str], model_name: str, dates: list[date], expected_rows: int) -> int:
@@ -66,6 +67,7 @@ class DuckDBWarehouse:
                 log.info("%s", statement)
                 con.execute(statement)
             con.execute(create_table_sql(name, schema))  # DDL first: the transaction below is data only
+            con.execute("SET preserve_insertion_order = false")  # lets the INSERT stream without buffering row order
             con.execute("BEGIN TRANSACTION")
             try:
                 con.execute(f"DELETE FROM {name} WHERE MODEL_NAME = ? AND PARTITION_DATE IN (SELECT UNNEST(?::DATE[]))",
