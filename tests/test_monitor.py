@@ -255,3 +255,127 @@ def test_unseen_categories_get_their_own_row_and_stay_out_of_the_psi(credit, ref
     expected = drift.psi(list(reference["columns"]["region"]["counts"].values()),
                          [int(known.get(k, 0)) for k in reference["columns"]["region"]["counts"]])
     assert rows[0]["psi"] == pytest.approx(expected)  # the PSI of the known categories only
+
+
+# --- streamed statistics (issue #16): record batches of parquet files, never one frame ----------
+
+STREAM_DAYS = [date(2026, 2, 11), date(2026, 2, 12), date(2026, 2, 13)]
+NO_ROWS_DAY = date(2026, 2, 14)
+
+
+@pytest.fixture(scope="module")
+def stream_rows():
+    """Three dates interleaved in one snapshot (one drifted; one with null incomes and an unseen region) and scores."""
+    frames = []
+    for i, day in enumerate(STREAM_DAYS):
+        frame = credit_applications_for_day(day, rows=150, drift=i == 1)
+        if i == 2:
+            n = np.arange(len(frame))
+            frame = frame.assign(income=frame["income"].where(n % 4 != 0), region=frame["region"].where(n % 6 != 0, "atlantis"))
+        frames.append(frame.assign(**{monitor.PARTITION_COLUMN: day}))
+    snapshot = pd.concat(frames, ignore_index=True).sample(frac=1.0, random_state=0).reset_index(drop=True)
+    scores = pd.DataFrame({"SCORE": np.random.default_rng(2).beta(2, 8, len(snapshot)), "PARTITION_DATE": snapshot[monitor.PARTITION_COLUMN]})
+    return snapshot, scores
+
+
+def _write(tmp_path, name: str, snapshot: pd.DataFrame, scores: pd.DataFrame, group_rows: int, shards: int) -> tuple[str, list[dict]]:
+    """The snapshot as ingest writes it (no pandas metadata) in row groups of `group_rows`, the scores in `shards` files."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    folder = tmp_path / name
+    folder.mkdir()
+    pq.write_table(pa.Table.from_pandas(snapshot, preserve_index=False).replace_schema_metadata(None), folder / "snapshot.parquet",
+                   row_group_size=group_rows)
+    staged = []
+    for i, part in enumerate(np.array_split(np.arange(len(scores)), shards)):
+        pq.write_table(pa.Table.from_pandas(scores.iloc[part], preserve_index=False), folder / f"shard-{i}.parquet", row_group_size=group_rows)
+        staged.append({"index": i, "uri": str(folder / f"shard-{i}.parquet")})
+    return str(folder / "snapshot.parquet"), staged[::-1]  # shard order comes from "index", not from the list
+
+
+def _small_batches(spec):
+    """The spec with record batches of 32 rows (below the validated minimum: many batches from a small file)."""
+    return spec.model_copy(update={"scoring": spec.scoring.model_copy(update={"batch_rows": 32})})
+
+
+def _by_hand(ref: dict, values: pd.Series) -> tuple[list[int], int, float]:
+    """Bin counts on the reference's right-closed bins ((-inf, e0], (e0, e1], ..., (e_last, inf)), nulls, and KS (scipy)."""
+    array = pd.to_numeric(values).to_numpy(dtype="float64")
+    present = array[~np.isnan(array)]
+    at_or_below = [int((present <= edge).sum()) for edge in ref["edges"]]
+    counts = np.diff([0, *at_or_below, present.size]).tolist()
+    return counts, int(array.size - present.size), float(stats.ks_2samp(ref["sample"], present).statistic)
+
+
+def test_streamed_statistics_equal_those_of_one_frame(credit, reference, stream_rows, tmp_path):
+    import pyarrow.parquet as pq
+
+    snapshot, scores = stream_rows
+    uri, shards = _write(tmp_path, "many", snapshot, scores, group_rows=70, shards=3)
+    assert pq.ParquetFile(uri).metadata.num_row_groups == 7
+    by_date = monitor.accumulate(_small_batches(credit), reference, uri, shards, [*STREAM_DAYS, NO_ROWS_DAY])
+    for day in STREAM_DAYS:
+        rows, day_scores = snapshot[snapshot[monitor.PARTITION_COLUMN] == day], scores.loc[scores["PARTITION_DATE"] == day, "SCORE"]
+        stats_ = by_date[day]
+        assert stats_.rows == len(rows) > 100
+        for name, ref in reference["columns"].items():
+            got = stats_.columns[name]
+            if ref["kind"] == "numeric":
+                counts, nulls, ks = _by_hand(ref, rows[name])
+                assert (got.counts.tolist(), got.rows - got.present) == (counts, nulls), (day, name)
+                assert got.ks() == pytest.approx(ks, abs=1e-12), (day, name)
+            else:
+                assert got.nulls == int(rows[name].isna().sum()) and got.values.dropped == 0
+                assert got.values.counts == rows[name].dropna().astype(str).value_counts().to_dict(), (day, name)
+        counts, nulls, ks = _by_hand(reference["score"], day_scores)
+        assert (stats_.score.counts.tolist(), stats_.score.rows, nulls) == (counts, len(day_scores), 0)
+        assert stats_.score.ks() == pytest.approx(ks, abs=1e-12)
+    empty = by_date[NO_ROWS_DAY]
+    assert empty.rows == 0 and empty.score.rows == 0 and all(s.rows == 0 for s in empty.columns.values())
+
+
+def test_several_row_groups_give_the_results_of_one_and_of_the_frame(credit, reference, stream_rows, tmp_path):
+    snapshot, scores = stream_rows
+    days = [*STREAM_DAYS, NO_ROWS_DAY]
+    spec = _small_batches(credit)
+    many = monitor.stream_dates(spec, reference, *_write(tmp_path, "many", snapshot, scores, group_rows=45, shards=4), days)
+    one = monitor.stream_dates(credit, reference, *_write(tmp_path, "one", snapshot, scores, group_rows=len(snapshot), shards=1), days)
+    in_memory = monitor.compare_dates(credit, reference, snapshot, scores, days)
+    assert many == one == in_memory  # every row: statistics, statuses, modes, notes, plot data
+    verdicts = {day: monitor.day_verdict(results) for day, results in many.items()}
+    assert verdicts[STREAM_DAYS[1]] == drift.FAIL and verdicts[NO_ROWS_DAY] == drift.OK
+    unseen = [r for r in many[STREAM_DAYS[2]] if r["kind"] == "unseen"]
+    atlantis = int((snapshot["region"] == "atlantis").sum())
+    assert [(r["feature"], r["unseen_categories"], r["unseen_examples"]) for r in unseen] == [("region", atlantis, "atlantis")]
+    model_ref = {"model_version": "3", "mlflow_run_id": "r1"}
+    assert monitor.summarize(credit, many, model_ref) == monitor.summarize(credit, in_memory, model_ref)
+
+
+def test_batches_convert_like_the_whole_file(tmp_path):
+    """An integer column with a null in one row group only is float64 in every batch, as in the whole file read at
+    once: a category 3 reads '3.0' throughout, never '3' in some batches."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    day = date(2026, 2, 11)
+    path = tmp_path / "snapshot.parquet"
+    pq.write_table(pa.table({"n": pa.array([1, 2, 3, 3, None], pa.int64()), "b": pa.array([True, False, True, True, None]),
+                             "p": pa.array([day] * 5, pa.date32())}), path, row_group_size=2)
+    whole = pq.read_table(path).to_pandas()
+    frames = [frame for _, frame in monitor.date_batches(str(path), ["n", "b"], "p", [day], 2)]
+    assert len(frames) == 3 and all(f.dtypes.equals(whole.dtypes.drop("p")) for f in frames)
+    text = profile.as_categories(pd.concat(frames)["n"])
+    assert text.iloc[:4].tolist() == ["1.0", "2.0", "3.0", "3.0"] and text.isna().tolist() == [False] * 4 + [True]
+
+
+def test_category_counts_stay_bounded_and_the_unseen_total_exact(reference, monkeypatch):
+    monkeypatch.setattr(monitor, "VALUES_KEPT", 5)
+    region = reference["columns"]["region"]
+    stats_ = monitor.CategoryStats(region)
+    for start in range(0, 250, 25):  # 10 batches, each with 25 categories never seen before
+        stats_.add(pd.Series(["north"] * 10 + ["atlantis"] * 5 + [f"new{i}" for i in range(start, start + 25)]))
+        assert len(stats_.values.counts) <= len(region["counts"]) + 2 * 5
+    result = stats_.result(region, Drift())
+    assert result["unseen_categories"] == 10 * 30 and result["unseen_examples"].startswith("atlantis, ")
+    assert result["_actual"][list(region["counts"]).index("north")] == 100 and result["_actual"][-1] == 300

@@ -7,6 +7,10 @@ scores (one transaction replaces the dates' rows, so reruns never duplicate), an
 per date goes to the run folder and to the model version's MLflow run under
 `monitoring/<partition_date>/`: next to the reference it was compared with, and a rerun of a date
 overwrites its report instead of adding another.
+
+The snapshot and the staged score shards are read record batch by record batch (only the monitored columns),
+and each date's statistics are counts that add up over batches (DateStats), judged once at the end exactly as
+one in-memory frame of the date would be (compare_partition): memory does not grow with the day's rows.
 """
 
 from __future__ import annotations
@@ -71,47 +75,159 @@ def _nulls(reference: dict, rows: int, nulls: int) -> dict:
             "null_rate_change": None if rate is None else rate - reference["null_rate"]}
 
 
-def compare_numeric(reference: dict, values: Any, config: Drift) -> dict:
-    """PSI over the reference's quantile bins, its noise floor, and the KS statistic (nulls apart)."""
-    import numpy as np
+VALUES_KEPT = 10_000  # distinct values counted per column and date beyond the reference's categories (ValueCounts)
 
-    array = _floats(values)
-    present = array[~np.isnan(array)]
-    counts = drift.bin_counts(present, reference["edges"])
-    out = {**_nulls(reference, int(array.size), int(array.size - present.size)), "unseen_categories": None, "unseen_examples": None,
-           "_labels": _bin_labels(reference["edges"]), "_expected": reference["counts"], "_actual": counts}
-    if present.size == 0:
-        return {**out, "psi": None, "psi_noise_floor": None, "ks": None}
-    value = drift.psi(reference["counts"], counts)
-    return {**out, "psi": value, "ks": drift.ks_statistic(reference["sample"], present),
-            "psi_noise_floor": _floor(value, reference["counts"], int(present.size), config)}
+
+class ValueCounts:
+    """Rows per value, merged batch by batch in order of first appearance: `ranked()` is what one value_counts() over
+    all the batches gives (most frequent first, ties in order of appearance), which names examples and main values.
+
+    Bounded, since a date can hold any number of distinct values: past 2 * VALUES_KEPT of them beyond `keep` (the
+    reference's categories) the rarest are dropped down to VALUES_KEPT and their rows added to `dropped`, so totals
+    stay exact and only the order of rare values can differ from one in-memory value_counts().
+    """
+
+    def __init__(self, keep: Any = ()):
+        self.counts: dict = {}
+        self.keep, self.dropped = set(keep), 0
+
+    def add(self, present: "pd.Series") -> None:
+        counts = self.counts
+        for value, count in present.value_counts(sort=False).items():
+            counts[value] = counts.get(value, 0) + int(count)
+        if len(counts) > len(self.keep) + 2 * VALUES_KEPT:
+            self._prune()
+
+    def _prune(self) -> None:
+        extra = sorted(((k, c) for k, c in self.counts.items() if k not in self.keep), key=lambda kc: -kc[1])
+        for key, count in extra[VALUES_KEPT:]:
+            self.dropped += count
+            del self.counts[key]
+
+    def ranked(self) -> list[tuple[Any, int]]:
+        return sorted(self.counts.items(), key=lambda kc: -kc[1])  # stable: ties keep their first appearance
+
+    def top(self, present: int) -> tuple[Any, int, int] | None:
+        """(main value, its rows, rows with a value) as judge_main takes it; None without values."""
+        ranked = self.ranked()
+        return (ranked[0][0], ranked[0][1], present) if ranked and present else None
+
+
+class NumericStats:
+    """One numeric column (or the score) on one date, added batch by batch: rows, values present, counts in the
+    reference's fixed bins, and for the KS statistic the values at or below / strictly below each distinct point of
+    the reference sample (all additive, so a batch never needs another). `values` (ValueCounts) only when the column
+    is judged by its value."""
+
+    def __init__(self, reference: dict, by_value: bool = False):
+        import numpy as np
+
+        self.edges = np.asarray(reference["edges"], dtype="float64")
+        self.sample = np.sort(np.asarray(reference.get("sample") or [], dtype="float64"))
+        self.points = np.unique(self.sample)
+        self.rows = self.present = 0
+        self.counts = np.zeros(self.edges.size + 1, dtype="int64")
+        self.at_or_below = np.zeros(self.points.size, dtype="int64")
+        self.below = np.zeros(self.points.size, dtype="int64")
+        self.values = ValueCounts() if by_value else None
+
+    def add(self, values: Any) -> None:
+        import numpy as np
+        import pandas as pd
+
+        array = _floats(values)
+        present = array[~np.isnan(array)]
+        ordered = np.sort(present)
+        self.rows, self.present = self.rows + int(array.size), self.present + int(present.size)
+        self.counts += np.bincount(np.searchsorted(self.edges, ordered, side="left"), minlength=self.edges.size + 1)
+        self.at_or_below += np.searchsorted(ordered, self.points, side="right")
+        self.below += np.searchsorted(ordered, self.points, side="left")
+        if self.values is not None:
+            self.values.add(pd.Series(present))  # unsorted: the order of appearance names the main value of a tie
+
+    def ks(self) -> float:
+        """Exactly drift.ks_statistic(reference sample, every value added).
+
+        Both CDFs are steps, so the largest gap lies at a reference point p (current CDF: at_or_below / n) or just
+        below one, at the current's last value under p (below / n, against the reference's CDF there): each pair
+        is one the in-memory statistic compares, or repeats it, or is 0; the divisions are the same too.
+        """
+        import numpy as np
+
+        if self.sample.size == 0 or self.present == 0:
+            return float("nan")
+        ref_at = np.searchsorted(self.sample, self.points, side="right") / self.sample.size
+        ref_below = np.searchsorted(self.sample, self.points, side="left") / self.sample.size
+        return float(max(np.max(np.abs(ref_at - self.at_or_below / self.present)),
+                         np.max(np.abs(ref_below - self.below / self.present))))
+
+    def top(self) -> tuple[Any, int, int] | None:
+        return self.values.top(self.present) if self.values is not None else None
+
+    def result(self, reference: dict, config: Drift) -> dict:
+        """PSI over the reference's quantile bins, its noise floor, and the KS statistic (nulls apart)."""
+        counts = self.counts.tolist()
+        out = {**_nulls(reference, self.rows, self.rows - self.present), "unseen_categories": None, "unseen_examples": None,
+               "_labels": _bin_labels(reference["edges"]), "_expected": reference["counts"], "_actual": counts}
+        if self.present == 0:
+            return {**out, "psi": None, "psi_noise_floor": None, "ks": None}
+        value = drift.psi(reference["counts"], counts)
+        return {**out, "psi": value, "ks": self.ks(), "psi_noise_floor": _floor(value, reference["counts"], self.present, config)}
+
+
+class CategoryStats:
+    """One categorical column on one date, added batch by batch: rows, nulls and rows per category (as text); the
+    counts serve PSI, unseen categories and the main value alike, so `by_value` changes nothing here."""
+
+    def __init__(self, reference: dict, by_value: bool = False):
+        self.rows = self.nulls = 0
+        self.values = ValueCounts(keep=reference["counts"])
+
+    def add(self, values: Any) -> None:
+        import pandas as pd
+
+        text = profiles.as_categories(pd.Series(values))
+        nulls = int(text.isna().sum())
+        self.rows, self.nulls = self.rows + int(len(text)), self.nulls + nulls
+        self.values.add(text.dropna())
+
+    def top(self) -> tuple[Any, int, int] | None:
+        return self.values.top(self.rows - self.nulls)
+
+    def result(self, reference: dict, config: Drift) -> dict:
+        """PSI over the reference's categories; categories it never saw are counted apart (own row), not in the PSI.
+
+        The plot still shows them as one "(unseen)" bar next to the known categories.
+        """
+        known, counts = list(reference["counts"]), self.values.counts
+        unseen = [key for key, _ in self.values.ranked() if key not in reference["counts"]]
+        unseen_rows = sum(counts[key] for key in unseen) + self.values.dropped
+        known_counts = [reference["counts"][k] for k in known]
+        known_actual = [int(counts.get(k, 0)) for k in known]
+        expected, actual, labels = known_counts, known_actual, list(known)
+        if unseen_rows:
+            expected, actual, labels = [*expected, 0], [*actual, unseen_rows], [*labels, "(unseen)"]
+        present = sum(known_actual)
+        out = {**_nulls(reference, self.rows, self.nulls), "ks": None, "unseen_categories": unseen_rows,
+               "unseen_examples": ", ".join(map(str, unseen[:10])) or None, "_labels": labels, "_expected": expected, "_actual": actual}
+        if present == 0:
+            return {**out, "psi": None, "psi_noise_floor": None}
+        value = drift.psi(known_counts, known_actual)
+        return {**out, "psi": value, "psi_noise_floor": _floor(value, known_counts, present, config)}
+
+
+def compare_numeric(reference: dict, values: Any, config: Drift) -> dict:
+    """PSI over the reference's quantile bins, its noise floor, and the KS statistic (nulls apart), of values in memory."""
+    stats = NumericStats(reference)
+    stats.add(values)
+    return stats.result(reference, config)
 
 
 def compare_categorical(reference: dict, values: Any, config: Drift) -> dict:
-    """PSI over the reference's categories; categories it never saw are counted apart (own row), not in the PSI.
-
-    The plot still shows them as one "(unseen)" bar next to the known categories.
-    """
-    import pandas as pd
-
-    text = profiles.as_categories(pd.Series(values))
-    current = text.dropna().value_counts()
-    known = list(reference["counts"])
-    unseen = current[~current.index.isin(known)]
-    expected = [reference["counts"][k] for k in known]
-    actual = [int(current.get(k, 0)) for k in known]
-    labels = list(known)
-    if len(unseen):
-        expected, actual, labels = [*expected, 0], [*actual, int(unseen.sum())], [*labels, "(unseen)"]
-    known_counts = [reference["counts"][k] for k in known]
-    known_actual = [int(current.get(k, 0)) for k in known]
-    present = sum(known_actual)
-    out = {**_nulls(reference, int(len(text)), int(text.isna().sum())), "ks": None, "unseen_categories": int(unseen.sum()),
-           "unseen_examples": ", ".join(map(str, unseen.index[:10])) or None, "_labels": labels, "_expected": expected, "_actual": actual}
-    if present == 0:
-        return {**out, "psi": None, "psi_noise_floor": None}
-    value = drift.psi(known_counts, known_actual)
-    return {**out, "psi": value, "psi_noise_floor": _floor(value, known_counts, present, config)}
+    """PSI over the reference's categories, unseen ones counted apart (CategoryStats.result), of values in memory."""
+    stats = CategoryStats(reference)
+    stats.add(values)
+    return stats.result(reference, config)
 
 
 def _floor(value: float, expected: list[int], rows: int, config: Drift) -> float | None:
@@ -153,25 +269,29 @@ def _seen(reference: dict, kind: str, key: str, value: Any) -> tuple[bool, str]:
 
 
 def judge_value(reference: dict, kind: str, values: Any, psi: float | None, share: float) -> tuple[str, str, bool]:
+    """judge_main for values in memory: their main value, its rows and the rows with a value."""
+    stats = (CategoryStats if kind == "categorical" else NumericStats)(reference, by_value=True)
+    stats.add(values)
+    return judge_main(reference, kind, stats.top(), psi, share)
+
+
+def judge_main(reference: dict, kind: str, top: tuple[Any, int, int] | None, psi: float | None, share: float) -> tuple[str, str, bool]:
     """Status, note and whether the value was seen, for a column constant within partitions (see Drift.constant_share).
 
     A date of such a column carries one piece of information, its main value: it is judged by whether the reference
     holds that value and whether the date is as constant as the reference's partitions were, never by PSI against the
-    whole reference (which mixes many partitions' values and which one date always fails).
+    whole reference (which mixes many partitions' values and which one date always fails). `top`: (main value, its
+    rows, rows with a value), None when the date has no values: counts are all it takes, so it works on streamed dates.
     """
-    import pandas as pd
-
     info = reference.get("partition") or {}
-    series = pd.Series(values)
-    present = profiles.as_categories(series).dropna() if kind == "categorical" else pd.to_numeric(series, errors="coerce").dropna()
     chance = "" if info.get("chance") is None else f" (chance alone: {info.get('chance'):.2g})"
     whole = "" if psi is None else f" (which is {psi:.3g})"
     basis = (f"constant within {info.get('constant', 0)} of {info.get('partitions', 0)} reference partitions{chance}: "
              f"judged on its value, not by PSI against the whole reference{whole}")
-    if present.empty:
+    if top is None:
         return drift.EMPTY, f"{basis}; no values on this date", True
-    counts = present.value_counts()
-    main, top_share = counts.index[0], float(counts.iloc[0]) / len(present)
+    main, rows, present = top
+    top_share = float(rows) / present
     key = profiles.value_key(kind, main)
     seen, held = _seen(reference, kind, key, main)
     status, notes = drift.OK, [basis]
@@ -199,15 +319,22 @@ def _null_note(result: dict, status: str) -> str | None:
     return f"null rate {rate:.1%} vs {ref:.1%} in the reference ({(rate - ref) * 100:+.1f} points)"
 
 
-def _judge(result: dict, reference: dict, values: Any, setting: ColumnMonitoring, config: Drift) -> list[dict]:
-    """Fill status, mode and note of one column's comparison; plus its unseen-categories row when it has one."""
+def _by_value(reference: dict, setting: ColumnMonitoring) -> bool:
+    """Is an input column judged by its main value (judge_main) rather than by PSI? Decided before reading, so only
+    such columns count their values."""
+    partition = reference.get("partition") or {}
+    return setting.compare == "value" or (setting.compare == "auto" and bool(partition.get("constant_within_partition")))
+
+
+def _judge(result: dict, reference: dict, stats: Any, setting: ColumnMonitoring, config: Drift) -> list[dict]:
+    """Fill status, mode and note of one column's comparison (`stats`: its NumericStats or CategoryStats); plus its
+    unseen-categories row when it has one."""
     limits = setting.thresholds(config)
     partition = reference.get("partition") or {}
-    by_value = result["kind"] != "score" and (
-        setting.compare == "value" or (setting.compare == "auto" and bool(partition.get("constant_within_partition"))))
+    by_value = result["kind"] != "score" and _by_value(reference, setting)
     mode, notes = setting.mode or GATE, []
     if by_value:
-        psi_status, note, seen = judge_value(reference, result["kind"], values, result["psi"], config.constant_share)
+        psi_status, note, seen = judge_main(reference, result["kind"], stats.top(), result["psi"], config.constant_share)
         notes.append(note)
         if not seen and setting.mode is None:
             mode = REPORT
@@ -247,9 +374,31 @@ def _skipped(name: str, kind: str, reference: dict, rows: int) -> dict:
             "_labels": [], "_expected": [], "_actual": []}
 
 
-def compare_partition(reference: dict, frame: "pd.DataFrame", scores: Any, config: Drift,
-                      columns: dict[str, ColumnMonitoring] | None = None) -> list[dict]:
-    """One result per monitored column present in the frame, then the score's; each with its status, mode and note.
+class DateStats:
+    """Everything one partition date's comparisons need, added batch by batch (inputs and scores apart): its rows
+    and each read column's statistics; skipped columns are named in `names` but never read."""
+
+    def __init__(self, reference: dict, names: list[str], columns: dict[str, ColumnMonitoring]):
+        self.rows, self.names = 0, list(names)
+        self.columns = {}
+        for name in names:
+            ref, setting = reference["columns"][name], columns.get(name) or ColumnMonitoring()
+            if not setting.skip:
+                kind = NumericStats if ref["kind"] == "numeric" else CategoryStats
+                self.columns[name] = kind(ref, by_value=_by_value(ref, setting))
+        self.score = NumericStats(reference["score"])
+
+    def add_inputs(self, frame: "pd.DataFrame") -> None:
+        self.rows += int(len(frame))
+        for name, stats in self.columns.items():
+            stats.add(frame[name])
+
+    def add_scores(self, scores: Any) -> None:
+        self.score.add(scores)
+
+
+def judge_partition(reference: dict, stats: DateStats, config: Drift, columns: dict[str, ColumnMonitoring] | None = None) -> list[dict]:
+    """One result per monitored column of the date's statistics, then the score's; each with its status, mode and note.
 
     `columns`: the spec's `monitoring.columns` (per-column skip, mode, comparison and thresholds). A column with
     categories the reference never saw gets a second row (kind `unseen`) with their count and examples.
@@ -257,20 +406,29 @@ def compare_partition(reference: dict, frame: "pd.DataFrame", scores: Any, confi
     columns = columns or {}
     results = []
     for name, ref in reference["columns"].items():
-        if name not in frame.columns:
+        if name not in stats.names:
             continue
         setting = columns.get(name) or ColumnMonitoring()
         if setting.skip:
-            results.append(_skipped(name, ref["kind"], ref, int(len(frame))))
+            results.append(_skipped(name, ref["kind"], ref, stats.rows))
             continue
-        compare = compare_numeric if ref["kind"] == "numeric" else compare_categorical
         limits = setting.thresholds(config)
         column_config = config.model_copy(update={"warn": limits["warn"], "fail": limits["fail"]})
-        result = {"feature": name, "kind": ref["kind"], **compare(ref, frame[name], column_config)}
-        results += _judge(result, ref, frame[name], setting, config)
-    score = {"feature": SCORE, "kind": "score", **compare_numeric(reference["score"], scores, config)}
-    results += _judge(score, reference["score"], scores, ColumnMonitoring(), config)
+        result = {"feature": name, "kind": ref["kind"], **stats.columns[name].result(ref, column_config)}
+        results += _judge(result, ref, stats.columns[name], setting, config)
+    score = {"feature": SCORE, "kind": "score", **stats.score.result(reference["score"], config)}
+    results += _judge(score, reference["score"], stats.score, ColumnMonitoring(), config)
     return results
+
+
+def compare_partition(reference: dict, frame: "pd.DataFrame", scores: Any, config: Drift,
+                      columns: dict[str, ColumnMonitoring] | None = None) -> list[dict]:
+    """judge_partition of one date held in memory: the monitored columns present in `frame`, and its scores."""
+    columns = columns or {}
+    stats = DateStats(reference, [name for name in reference["columns"] if name in frame.columns], columns)
+    stats.add_inputs(frame)
+    stats.add_scores(scores)
+    return judge_partition(reference, stats, config, columns)
 
 
 def day_verdict(results: list[dict]) -> str:
@@ -398,14 +556,103 @@ def render_report(spec: Pipeline, day: date, results: list[dict], reference: dic
 
 # --- the step ---------------------------------------------------------------------------------
 
-def read_inputs(spec: Pipeline, reference: dict, snapshot_uri: str, shards: list[dict]) -> tuple["pd.DataFrame", "pd.DataFrame"]:
-    """The monitored columns of the run's snapshot, and SCORE with PARTITION_DATE from the staged shards."""
-    import pandas as pd
+EPOCH = date(1970, 1, 1)  # date32 counts days from it
 
-    columns = [c for c in reference["columns"] if c in spec.columns and c != spec.target.column]
-    snapshot = storage.read_parquet(snapshot_uri, columns=[*columns, PARTITION_COLUMN])
-    frames = [storage.read_parquet(s["uri"], columns=["SCORE", "PARTITION_DATE"]) for s in sorted(shards, key=lambda s: s["index"])]
-    return snapshot, pd.concat(frames, ignore_index=True) if frames else pd.DataFrame({"SCORE": [], "PARTITION_DATE": []})
+
+def _widened(reader: Any, columns: list[str]) -> set[str]:
+    """Integer and boolean columns holding a null anywhere in the file. Read whole, pandas makes such a column float64
+    (object for booleans) in every row, so a batch without nulls is widened alike: a category 3 then reads '3.0' in
+    every batch, as in one frame of the file. Null counts come from the footer; a scan of the column only without."""
+    import pyarrow as pa
+
+    schema, meta = reader.schema_arrow, reader.metadata
+    leaves = list(reader.schema.names)
+    out = set()
+    for name in columns:
+        kind = schema.field(name).type
+        if not (pa.types.is_integer(kind) or pa.types.is_boolean(kind)):
+            continue
+        stats = [meta.row_group(g).column(leaves.index(name)).statistics for g in range(meta.num_row_groups)]
+        if all(s is not None and s.has_null_count for s in stats):
+            nulls = sum(s.null_count for s in stats)
+        else:
+            nulls = sum(b.column(0).null_count for b in _batches(reader, [name], 65_536))
+        if nulls:
+            out.add(name)
+    return out
+
+
+def _frame(table: Any, widened: set[str]) -> "pd.DataFrame":
+    """A batch as pandas, converted as the whole file would be (see _widened). Only numpy dtypes widen: a nullable
+    Int64 or boolean (restored from pandas metadata in the file) holds nulls as it is, batch or file."""
+    import numpy as np
+
+    frame = table.to_pandas()
+    for name in widened:
+        kind = frame[name].dtype.kind if isinstance(frame[name].dtype, np.dtype) else None
+        if kind == "b":
+            frame[name] = frame[name].astype(object)
+        elif kind in ("i", "u"):
+            frame[name] = frame[name].astype("float64")
+    return frame
+
+
+def date_batches(uri: str, columns: list[str], partition: str, dates: list[date], batch_rows: int):
+    """(date, frame of `columns`) for the rows of each run date in each record batch of a parquet file, in file order.
+
+    Only `columns` and the partition column are read, one batch at a time: memory stays flat in the file's size.
+    """
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    reader = _reader(uri)
+    widened = _widened(reader, columns)
+    ordinals = {day: (day - EPOCH).days for day in dates}
+    for batch in _batches(reader, [*columns, partition], batch_rows):
+        days = pc.fill_null(batch.column(partition).cast(pa.date32()).cast(pa.int32()), np.iinfo("int32").min).to_numpy()
+        inputs = batch.select(columns)
+        for day, ordinal in ordinals.items():
+            mask = days == ordinal
+            if mask.any():
+                yield day, _frame(inputs.filter(pa.array(mask)), widened)
+
+
+def _reader(uri: str) -> Any:
+    """A parquet reader on the uri's filesystem (local or S3): footer read now, row groups only when iterated."""
+    import pyarrow.parquet as pq
+
+    loc = storage.locate(uri)
+    return pq.ParquetFile(loc.path, filesystem=loc.fs)
+
+
+def _batches(reader: Any, columns: list[str], batch_rows: int):
+    """Record batches of `columns`, one reader call per row group: one call over the whole file keeps ~1.5 MiB per
+    row group read until it ends (pyarrow 25), so memory grew with the file (as score_shard found)."""
+    for group in range(reader.metadata.num_row_groups):
+        yield from reader.iter_batches(batch_size=batch_rows, row_groups=[group], columns=columns)
+
+
+def accumulate(spec: Pipeline, reference: dict, snapshot_uri: str, shards: list[dict], dates: list[date]) -> dict[date, DateStats]:
+    """Each run date's statistics from one streamed pass over the snapshot's monitored columns and one over the staged
+    shards' scores (in shard order), instead of reading either whole: monitor's memory no longer grows with the day."""
+    columns = spec.monitoring.columns
+    names = [c for c in reference["columns"] if c in spec.columns and c != spec.target.column]
+    read = [c for c in names if not (columns.get(c) or ColumnMonitoring()).skip]
+    by_date = {day: DateStats(reference, names, columns) for day in dates}
+    batch_rows = spec.scoring.batch_rows
+    for day, frame in date_batches(snapshot_uri, read, PARTITION_COLUMN, dates, batch_rows):
+        by_date[day].add_inputs(frame)
+    for shard in sorted(shards, key=lambda s: s["index"]):
+        for day, frame in date_batches(shard["uri"], ["SCORE"], "PARTITION_DATE", dates, batch_rows):
+            by_date[day].add_scores(frame["SCORE"])
+    return by_date
+
+
+def stream_dates(spec: Pipeline, reference: dict, snapshot_uri: str, shards: list[dict], dates: list[date]) -> dict:
+    """{partition date: results} for every date of the run (empty ones too), as compare_dates gives for the same rows."""
+    by_date = accumulate(spec, reference, snapshot_uri, shards, dates)
+    return {day: judge_partition(reference, stats, spec.monitoring.drift, spec.monitoring.columns) for day, stats in by_date.items()}
 
 
 def publish_rows(spec: Pipeline, rows: list[dict], dates: list[date]) -> int:
@@ -440,8 +687,7 @@ def monitor(spec: Pipeline, ingested: dict, shards: list[dict], model_ref: dict,
     reference = profiles.load_reference(model_ref["mlflow_run_id"])
     if reference is None:
         return {**summarize(spec, {d: [] for d in dates}, model_ref), "verdict": "no_reference", "report": None, "rows_written": 0}
-    snapshot, scores = read_inputs(spec, reference, ingested["snapshot_uri"], shards)
-    by_date = compare_dates(spec, reference, snapshot, scores, dates)
+    by_date = stream_dates(spec, reference, ingested["snapshot_uri"], shards, dates)
     rows = table_rows(spec, by_date, model_ref, dag_run_id, monitored_at)
     written = publish_rows(spec, rows, dates) if write else 0
     summary = {**summarize(spec, by_date, model_ref), "report": save_reports(spec, by_date, reference, model_ref, ingested["run_dir"], to_mlflow=write),
