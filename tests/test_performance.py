@@ -185,3 +185,26 @@ def test_flipped_labels_degrade_and_alert(trained, scored, tmp_path):
     assert "DEGRADED" in performance.message(summary) and BACKFILL in performance.message(summary)
     rows = query(trained["warehouse"], f"SELECT * FROM {PERFORMANCE}")
     assert len(rows) == len(scored["before"]) and set(rows["DAG_RUN_ID"]) == {"manual__flipped"}  # replaced, not added
+
+
+def test_intervals_of_a_large_day_are_rescaled_subsample_intervals_of_the_right_width():
+    """Above INTERVAL_ROWS the intervals come from 50k-row resamples rescaled to the day's size (m-out-of-n bootstrap):
+    their width must match the analytic standard error of ROC AUC (Hanley & McNeil 1982) for all the rows."""
+    import numpy as np
+
+    rows = 4 * perf.INTERVAL_ROWS
+    rng = np.random.default_rng(3)
+    scores = rng.beta(1.2, 6.0, size=rows)
+    y = (rng.random(rows) < scores).astype(int)
+    a = skm.roc_auc_score(y, scores)
+    positives, negatives = int(y.sum()), int(rows - y.sum())
+    q1, q2 = a / (2 - a), 2 * a * a / (1 + a)
+    se = np.sqrt((a * (1 - a) + (positives - 1) * (q1 - a * a) + (negatives - 1) * (q2 - a * a)) / (positives * negatives))
+    expected_width = 2 * 1.6449 * se  # a 90% normal interval
+
+    low, high = perf.bootstrap("binary", ["roc_auc"], y, scores, resamples=200, confidence=0.9, seed=1)["roc_auc"]
+    assert low < a < high
+    assert 0.75 < (high - low) / expected_width < 1.33
+    low, high = perf.estimate_interval(["roc_auc"], scores, resamples=200, confidence=0.9, seed=1)["roc_auc"]
+    assert low < perf.expected_roc_auc(scores) < high
+    assert 0.5 < (high - low) / expected_width < 2.0

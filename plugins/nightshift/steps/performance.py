@@ -87,27 +87,36 @@ def matured_dates(spec: Pipeline, dates: list[date]) -> list[date]:
 
 # --- inputs ------------------------------------------------------------------------------------
 
-def _read_table(spec: Pipeline, table: str, dates: list[date], role: str) -> "pd.DataFrame":
+def _read_table(spec: Pipeline, table: str, dates: list[date], role: str, keyed: set[date]) -> "pd.DataFrame":
+    """Scores and lineage of `dates`; the entity key only for the `keyed` dates (those joined with labels), so a large
+    day that is only estimated never holds its keys in memory."""
     import pandas as pd
 
     keys = [k.upper() for k in spec.source.entity_key]
-    columns = [*keys, "SCORE", "MODEL_VERSION", "MLFLOW_RUN_ID", "PARTITION_DATE"]
-    frame = get_warehouse(spec.scoring.warehouse_conn_id).read_rows(table, spec.name, dates, columns)
-    if frame.empty:
-        return pd.DataFrame(columns=[*columns, "ROLE"])
+    lineage = ["SCORE", "MODEL_VERSION", "MLFLOW_RUN_ID", "PARTITION_DATE"]
+    warehouse = get_warehouse(spec.scoring.warehouse_conn_id)
+    with_keys, without = sorted(d for d in dates if d in keyed), sorted(d for d in dates if d not in keyed)
+    parts = [frame for frame in (warehouse.read_rows(table, spec.name, with_keys, [*keys, *lineage]) if with_keys else None,
+                                 warehouse.read_rows(table, spec.name, without, lineage) if without else None)
+             if frame is not None and not frame.empty]
+    if not parts:
+        return pd.DataFrame(columns=[*keys, *lineage, "ROLE"])
+    frame = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
     return frame.assign(PARTITION_DATE=pd.to_datetime(frame["PARTITION_DATE"]).dt.date, MODEL_VERSION=frame["MODEL_VERSION"].astype(str),
                         ROLE=role)
 
 
-def read_scores(spec: Pipeline, dates: list[date]) -> "pd.DataFrame":
-    """The scores of `dates` with their keys and lineage, PARTITION_DATE as dates: the published (served) scores and, with
-    `scoring.shadow`, the shadow versions' scores of the same rows, so challenger and champion are judged on the same rows."""
+def read_scores(spec: Pipeline, dates: list[date], keyed: set[date] | None = None) -> "pd.DataFrame":
+    """The scores of `dates` with their lineage (and keys for the `keyed` dates, default all), PARTITION_DATE as dates:
+    the published (served) scores and, with `scoring.shadow`, the shadow versions' scores of the same rows, so
+    challenger and champion are judged on the same rows."""
     import pandas as pd
 
-    served = _read_table(spec, spec.scoring.output_table, dates, SERVED)
+    keyed = set(dates) if keyed is None else keyed
+    served = _read_table(spec, spec.scoring.output_table, dates, SERVED, keyed)
     if not spec.scoring.shadow:
         return served
-    shadow = _read_table(spec, shadow_table(spec), dates, SHADOW)
+    shadow = _read_table(spec, shadow_table(spec), dates, SHADOW, keyed)
     shadow = shadow[~shadow["MODEL_VERSION"].isin(set(served["MODEL_VERSION"]))]  # a version served that day is judged once
     return pd.concat([served, shadow], ignore_index=True) if not shadow.empty else served
 
@@ -336,7 +345,7 @@ def performance(spec: Pipeline, ingested: dict, dag_run_id: str, computed_at: da
     run_dates = [date.fromisoformat(d) for d in ingested["partition_dates"]]
     realize = set(matured_dates(spec, run_dates))  # a long run's early dates may be matured too: realized as well
     dates = sorted(set(run_dates) | realize)
-    scores = read_scores(spec, dates)
+    scores = read_scores(spec, dates, keyed=realize)
     rows = evaluate(spec, scores, realize, dag_run_id, computed_at) if not scores.empty else []
     written = publish_rows(spec, rows, dates) if write else 0
     summary = summarize(spec, rows, dates, realize, set(scores["PARTITION_DATE"]))
