@@ -254,11 +254,12 @@ def test_spec_reference_doc_is_current():
 
 def test_live_promotion_needs_the_challenger_shadow_scored_and_no_approval():
     doc = base()
+    doc.setdefault("scoring", {})["shadow"] = []  # the shipped spec shadow-scores its challenger; this one does not
     doc["promotion"] = {"live": {"min_days": 5}, "approval": "required"}
     with pytest.raises(SpecError) as caught:
         parse_spec(doc, "x.yaml")
     messages = [m for field, m in caught.value.problems if field == "promotion.live"]
     assert any("shadow: [challenger]" in m for m in messages) and any("approval" in m for m in messages)
     doc["promotion"] = {"live": {"min_days": 5, "min_delta_vs_champion": 0.01}}
-    doc.setdefault("scoring", {})["shadow"] = ["challenger"]
+    doc["scoring"]["shadow"] = ["challenger"]
     assert parse_spec(doc, "x.yaml").promotion.live.min_days == 5
