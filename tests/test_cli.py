@@ -57,3 +57,26 @@ def test_new_from_csv_validates_trains_and_rolls_back(airflow_db, local_state, t
 def test_unknown_pipeline_is_a_clear_error(capsys):
     assert cli.main(["status", "no_such_pipeline"]) == 2
     assert "no pipeline named 'no_such_pipeline'" in capsys.readouterr().err
+
+
+def test_a_dry_run_summary_counts_the_staged_rows_and_leaves_the_warehouse_as_it_was(tmp_path, monkeypatch):
+    """`nightshift run --score` with dry_run published nothing: the summary says what it scored instead of only
+    'no rows published'."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from nightshift.cli.summary import score_summary
+    from nightshift.spec import find_spec
+
+    monkeypatch.setenv("NIGHTSHIFT_WAREHOUSE", str(tmp_path / "empty.duckdb"))
+    monkeypatch.setenv("NIGHTSHIFT_ALLOWED_ROOTS", str(tmp_path))
+    staging = tmp_path / "run" / "staging"
+    staging.mkdir(parents=True)
+    for index, rows in enumerate([5, 7]):
+        pq.write_table(pa.table({"SCORE": [0.5] * rows}), staging / f"shard-{index:03d}.parquet")
+    pq.write_table(pa.table({"SCORE": [0.1] * 3}), staging / "shadow-v2.parquet")  # shadow rows are not the run's scores
+    text = score_summary(find_spec("credit_default"), {"interval_start": "2026-02-03", "interval_end": "2026-02-04",
+                                                       "dry_run": True}, str(tmp_path / "run"))
+    assert "(dry run: nothing published)" in text
+    assert f"12 rows scored into 2 staging file(s) under {tmp_path / 'run'}/staging; the warehouse is untouched" in text
+    assert "(as before the run)" in text and "no rows published for these days" in text

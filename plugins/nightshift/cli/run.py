@@ -142,7 +142,8 @@ def _run(spec: Any, dag: Any, score: bool, day: date, extra_conf: dict | None) -
         print(f"  {task_id:<14} {', '.join(sorted(task_states))}")
     print(f"{dag.dag_id} {dag_run.state}: {json.dumps(conf)}")
     print()
-    print(summary.score_summary(spec, conf) if score else summary.train_summary(spec.name, dag_run.run_id))
+    print(summary.score_summary(spec, conf, config.run_dir(spec.name, "score", dag_run.run_id)) if score
+          else summary.train_summary(spec.name, dag_run.run_id))
     if dag_run.state != "success":
         print(f"\nthe run failed; the failing task's message is in {log_file}")
     return 0 if dag_run.state == "success" else 1

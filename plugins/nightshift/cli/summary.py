@@ -56,15 +56,34 @@ def partitions_summary(pipeline: str) -> str:
     return "\n".join(lines)
 
 
-def score_summary(spec: Any, conf: dict) -> str:
-    """The days a scoring run covered, with the rows and model version now published for each."""
+def staged_rows(run_dir: str) -> tuple[int, int]:
+    """(shard files, rows) the run's score shards staged under `<run_dir>/staging` (shadow files apart), local or S3."""
+    import pyarrow.parquet as pq
+
+    from nightshift.io import storage
+
+    folder = storage.locate(f"{run_dir}/staging")
+    if not storage.is_dir(folder):
+        return 0, 0
+    names = [path.rsplit("/", 1)[-1] for path, _ in storage.list_files(folder)]
+    shards = [folder.child(n) for n in names if n.startswith("shard-") and n.endswith(".parquet")]
+    return len(shards), sum(pq.read_metadata(loc.path, filesystem=loc.fs).num_rows for loc in shards)
+
+
+def score_summary(spec: Any, conf: dict, run_dir: str | None = None) -> str:
+    """The days a scoring run covered, with the rows and model version now published for each; for a dry run, the rows
+    it scored into the run folder, and what the warehouse already held for those days (left untouched)."""
     from nightshift.io.warehouse import get_warehouse
 
     start, end = date.fromisoformat(conf["interval_start"]), date.fromisoformat(conf["interval_end"])
     days = {(start + timedelta(days=i)).isoformat() for i in range((end - start).days)}
     rows = get_warehouse(spec.scoring.warehouse_conn_id).rows_per_partition(spec.scoring.output_table, spec.name)
-    lines = [f"scored {spec.name} for {', '.join(sorted(days))}{' (dry run: nothing published)' if conf.get('dry_run') else ''}",
-             f"  {spec.scoring.output_table}: PARTITION_DATE  MODEL_VERSION  ROWS"]
+    dry = bool(conf.get("dry_run"))
+    lines = [f"scored {spec.name} for {', '.join(sorted(days))}{' (dry run: nothing published)' if dry else ''}"]
+    if dry and run_dir is not None:
+        shards, staged = staged_rows(run_dir)
+        lines.append(f"  {staged} rows scored into {shards} staging file(s) under {run_dir}/staging; the warehouse is untouched")
+    lines.append(f"  {spec.scoring.output_table}{' (as before the run)' if dry else ''}: PARTITION_DATE  MODEL_VERSION  ROWS")
     shown = [(day, version, count) for day, version, count in rows if str(day)[:10] in days]
     lines += [f"    {day}  {version:>13}  {count:>6}" for day, version, count in shown] or ["    no rows published for these days"]
     return "\n".join(lines)
