@@ -240,14 +240,19 @@ def champion(name: str) -> "ModelVersion | None":
 
     Only a "does not exist" answer means no champion: an unreachable registry raises, so evaluation
     never mistakes an outage for "nothing to regress against" (fail closed)."""
+    return version_by_alias(name, CHAMPION)
+
+
+def version_by_alias(name: str, alias: str) -> "ModelVersion | None":
+    """The version carrying `alias`, or None when no version does; an unreachable registry raises (fail closed)."""
     from mlflow.exceptions import MlflowException
 
     try:
-        return client().get_model_version_by_alias(name, CHAMPION)
+        return client().get_model_version_by_alias(name, alias)
     except MlflowException as exc:
         if is_missing(exc):
             return None
-        raise unavailable(exc, f"looking up {name}@{CHAMPION}") from exc
+        raise unavailable(exc, f"looking up {name}@{alias}") from exc
 
 
 def ensure_registered_model(name: str, description: str) -> None:

@@ -17,22 +17,10 @@ from datetime import date
 from nightshift.io import tracking
 from nightshift.spec import Pipeline
 from nightshift.steps import performance
+from nightshift.steps.promote import PENDING_LIVE, PROMOTION_TAG
 
 log = logging.getLogger(__name__)
-PENDING_LIVE = "pending_live"
 EVIDENCE_TAG = "nightshift.live_evidence"
-
-
-def _challenger(name: str):
-    """The version carrying alias `challenger`, or None."""
-    from mlflow.exceptions import MlflowException
-
-    try:
-        return tracking.client().get_model_version_by_alias(name, tracking.CHALLENGER)
-    except MlflowException as exc:
-        if tracking.is_missing(exc):
-            return None
-        raise
 
 
 def evidence(spec: Pipeline, challenger_version: str, champion_version: str, last: date) -> dict:
@@ -61,10 +49,10 @@ def decide(spec: Pipeline, duel: dict) -> tuple[bool, str]:
 
 def promote_live(spec: Pipeline, last: date, dag_run_id: str) -> dict:
     """Move `champion` to a pending-live challenger whose live evidence clears `promotion.live`; record the evidence."""
-    champion, challenger = tracking.champion(spec.name), _challenger(spec.name)
+    champion, challenger = tracking.champion(spec.name), tracking.version_by_alias(spec.name, tracking.CHALLENGER)
     if champion is None or challenger is None or str(challenger.version) == str(champion.version):
         return {"decision": "no_challenger", "reason": "no challenger beside the champion"}
-    if (challenger.tags or {}).get("nightshift.promotion") != PENDING_LIVE:
+    if (challenger.tags or {}).get(PROMOTION_TAG) != PENDING_LIVE:
         return {"decision": "not_pending", "challenger": str(challenger.version),
                 "reason": f"challenger v{challenger.version} is not waiting for live evidence (it failed a gate or was set by hand)"}
     duel = evidence(spec, str(challenger.version), str(champion.version), last)
@@ -76,7 +64,7 @@ def promote_live(spec: Pipeline, last: date, dag_run_id: str) -> dict:
     log.info("live promotion of v%s vs champion v%s: %s", challenger.version, champion.version, reason)
     if promote:
         tracking.move_champion(spec.name, str(challenger.version), by=f"DAG run {dag_run_id}", via="promote_live")
-        client.set_model_version_tag(spec.name, challenger.version, "nightshift.promotion", "promoted_live")
+        client.set_model_version_tag(spec.name, challenger.version, PROMOTION_TAG, "promoted_live")
         client.set_model_version_tag(spec.name, challenger.version, "nightshift.reason", reason[:5000])
         client.delete_registered_model_alias(spec.name, tracking.CHALLENGER)
     return summary

@@ -368,7 +368,6 @@ def performance(spec: Pipeline, ingested: dict, dag_run_id: str, computed_at: da
     rows = evaluate(spec, scores, realize, dag_run_id, computed_at) if not scores.empty else []
     written = publish_rows(spec, rows, dates) if write else 0
     summary = summarize(spec, rows, dates, realize, set(scores["PARTITION_DATE"]))
-    summary["versions"] = sorted({(r["MODEL_VERSION"], r["ROLE"]) for r in rows})
     frame = history(spec, max(dates)) if write else None
     if frame is None or frame.empty:
         import pandas as pd

@@ -20,6 +20,8 @@ from nightshift.spec.loader import REGISTRY_OWNER_TAG, check_registry_owner, reg
 
 log = logging.getLogger(__name__)
 LABEL_PREVALENCE_TAG = "nightshift.label_prevalence"
+PROMOTION_TAG = "nightshift.promotion"  # promoted, rejected, backfill, pending_approval or pending_live
+PENDING_LIVE = "pending_live"  # passed every gate; nightshift.steps.live_promotion decides on live evidence
 
 
 def _rule(gate: Gate) -> tuple[str, float]:
@@ -179,8 +181,8 @@ def promote(spec: Pipeline, model_uri: str, run_id: str, evaluation: dict, dry_r
         reason = f"{reason}; {live_hold}"
     tags = {
         "nightshift.gates": json.dumps(gates, default=str, ensure_ascii=False)[:5000],
-        "nightshift.promotion": "backfill" if held else "rejected" if failed else (
-            "pending_approval" if awaiting else "pending_live" if live_hold else "promoted"),
+        PROMOTION_TAG: "backfill" if held else "rejected" if failed else (
+            "pending_approval" if awaiting else PENDING_LIVE if live_hold else "promoted"),
         "nightshift.reason": reason[:5000],
         **{key: evaluation[field] for key, field in ((tracking.WINDOW_END_TAG, "window_end"), (tracking.FIT_END_TAG, "fit_end"))
            if evaluation.get(field)},
