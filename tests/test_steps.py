@@ -188,3 +188,39 @@ def test_metrics_directions_and_values():
     values = metrics.compute("binary", ["roc_auc", "accuracy"], [0, 0, 1, 1], np.array([0.1, 0.4, 0.35, 0.8]))
     assert values == {"roc_auc": 0.75, "accuracy": 0.75}
     assert math.isnan(metrics.compute("binary", ["roc_auc"], [1, 1], np.array([0.2, 0.9]))["roc_auc"])
+
+
+# --- training.max_rows ------------------------------------------------------------------------
+
+
+def test_max_rows_draws_each_class_in_proportion_keeps_order_and_repeats(credit):
+    rows = pd.concat([credit_applications_for_day(date(2026, 1, d), rows=400) for d in range(1, 11)], ignore_index=True)
+    capped_spec = credit.model_copy(update={"training": credit.training.model_copy(update={"max_rows": 1000})})
+    sample = features.cap_training_rows(capped_spec, rows)
+    assert len(sample) == pytest.approx(1000, abs=2)  # per-class rounding
+    share = rows["defaulted"].mean()
+    assert sample["defaulted"].mean() == pytest.approx(share, abs=1 / 1000 + 1e-9)
+    # rows keep their original order (a time split stays ordered) and the draw repeats with the seed
+    positions = rows.reset_index().merge(sample, on=list(rows.columns))["index"]
+    assert positions.is_monotonic_increasing and len(positions) == len(sample)
+    pd.testing.assert_frame_equal(sample, features.cap_training_rows(capped_spec, rows))
+    assert features.cap_training_rows(credit, rows) is rows  # no cap: the split as it is
+
+
+def test_max_rows_keeps_a_rare_class_at_its_floor(credit):
+    rows = pd.concat([credit_applications_for_day(date(2026, 1, d), rows=400) for d in range(1, 11)], ignore_index=True)
+    rare = rows[rows["defaulted"] == 1].head(12)
+    rows = pd.concat([rows[rows["defaulted"] == 0], rare], ignore_index=True)
+    floor = 10
+    capped_spec = credit.model_copy(update={"training": credit.training.model_copy(update={"max_rows": 1000}),
+                                            "evaluation": credit.evaluation.model_copy(update={"min_class_rows": floor})})
+    sample = features.cap_training_rows(capped_spec, rows)
+    assert round(1000 * 12 / len(rows)) < floor  # a proportional draw alone would fall below the floor
+    assert int((sample["defaulted"] == 1).sum()) == floor
+
+
+def test_max_rows_below_min_rows_is_refused():
+    from nightshift.spec.model import Training
+
+    with pytest.raises(ValueError, match="max_rows .*below min_rows"):
+        Training(min_rows=5000, max_rows=2000)

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from datetime import date, datetime, timedelta, timezone
+from pathlib import Path
 
 import duckdb
-
 import pandas as pd
 import pytest
+import yaml
 
 from nightshift.io import tracking
 from nightshift_demo.generate import write_house_listings
@@ -15,6 +16,7 @@ from nightshift.render import build_score_dag, build_train_dag
 from nightshift.spec import find_spec
 
 pytestmark = pytest.mark.e2e
+ROOT = Path(__file__).resolve().parents[1]
 TRAIN_DATE = datetime(2026, 2, 1, tzinfo=timezone.utc)
 
 
@@ -105,3 +107,33 @@ def test_second_spec_regression_from_csv_trains_and_scores_without_code_change(
     expected = len(pd.read_csv(listings / f"{day}.csv"))
     assert [(str(d), n, n2) for d, n, _, n2 in rows] == [(day, expected, expected)]
     assert rows[0][2] > 0  # prices
+
+
+def test_max_rows_fits_on_a_sample_of_the_training_split_and_says_so(airflow_db, local_state, credit_data, tmp_path, monkeypatch):
+    folder = tmp_path / "pipelines"
+    folder.mkdir()
+    doc = yaml.safe_load((ROOT / "include" / "pipelines" / "credit_default.yaml").read_text())
+    doc["training"]["max_rows"] = 1500
+    (folder / "credit_default.yaml").write_text(yaml.safe_dump(doc, sort_keys=False))
+    monkeypatch.setenv("NIGHTSHIFT_PIPELINES_DIR", str(folder))
+
+    dag_run, states = run_train("credit_default")
+    assert dag_run.state == "success", states
+    client = tracking.client()
+    run = client.get_run(client.get_model_version("credit_default", "1").run_id)
+
+    # the training split, computed here from the landing files: the window's rows, the earliest 80% by time
+    landed = pd.concat([pd.read_parquet(p) for p in sorted(credit_data.glob("dt=*/*.parquet"))], ignore_index=True)
+    start, end = (pd.Timestamp(run.data.tags[f"nightshift.window_{k}"]) for k in ("start", "end"))
+    in_window = landed[(landed["application_date"] >= start) & (landed["application_date"] < end)]
+    split_rows = round(len(in_window) * (1 - doc["training"]["split"]["test_fraction"]))
+    assert split_rows > 1500
+    params = run.data.params
+    assert params["training.max_rows"] == "1500" and params["train_rows_available"] == str(split_rows)
+    assert abs(int(params["train_rows"]) - 1500) <= 2  # per-class rounding
+    report = client.download_artifacts(run.info.run_id, "evaluation/report.html", str(tmp_path))
+    card = client.download_artifacts(run.info.run_id, "model_card.md", str(tmp_path))
+    expected = f"{int(params['train_rows']):,} (a seeded sample of {split_rows:,}; training.max_rows)"
+    assert expected in Path(report).read_text() and expected in Path(card).read_text()
+    held_out = len(in_window) - split_rows  # the held-out rows stay whole
+    assert f"<td>held-out rows</td><td>{held_out}</td>" in Path(report).read_text()

@@ -25,7 +25,7 @@ class EvaluateOperator(NightshiftOperator):
         ti = context.get("ti")
         validation = ti.xcom_pull(task_ids="validate") if ti is not None else None
         data = {**{k: self.ingested.get(k) for k in ("source", "rows", "window", "data_hash", "mlflow_run_id")},
-                "train_rows": self.prepared.get("train_rows"), "dag_run_id": run_id(context)}
+                **{k: self.prepared.get(k) for k in ("train_rows", "train_rows_available")}, "dag_run_id": run_id(context)}
         result = evaluate.evaluate_once(self.spec, self.trained["model_uri"], self.prepared, self.ingested["mlflow_run_id"],
                                         self.ingested["run_dir"], data, validation)
         if result.get("alerts"):  # suspect labels: someone must look at the labelling (steps cannot reach Airflow's notifiers)

@@ -10,7 +10,8 @@ from nightshift.operators.lineage import LineageMixin, model_dataset
 
 
 def card_data(ingested: dict, trained: dict) -> dict:
-    return {"source": ingested.get("source"), "rows": ingested.get("rows"), "train_rows": trained.get("train_rows")}
+    return {"source": ingested.get("source"), "rows": ingested.get("rows"), "train_rows": trained.get("train_rows"),
+            "train_rows_available": trained.get("train_rows_available")}
 
 
 class PromoteOperator(LineageMixin, NightshiftOperator):

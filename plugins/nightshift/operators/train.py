@@ -37,7 +37,7 @@ class TrainOperator(LineageMixin, NightshiftOperator):
         spec = self.spec
         try:
             trained = train.train(spec, self.prepared["train_uri"], self.ingested["mlflow_run_id"],
-                                  lineage_tags(spec, context, self.ingested))
+                                  lineage_tags(spec, context, self.ingested), self.prepared.get("train_rows_available"))
         except ValueError as exc:  # bad parameters or data the estimator refuses: no retry can fix it
             from nightshift.steps.ingest import IngestError
 

@@ -10,7 +10,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from nightshift.ml import governance
-from nightshift.reporting import html
+from nightshift.reporting import formatting, html
 from nightshift.spec import Pipeline
 
 
@@ -67,7 +67,7 @@ def _facts(spec: Pipeline, data: dict) -> list[tuple[str, Any]]:
     window = data.get("window") or {}
     span = f"{window.get('start')} .. {window.get('end')}" if window else ("n/a" if spec.source.event_time else "whole source")
     return [("source", data.get("source", "-")), ("window", span), ("rows in window", data.get("rows")),
-            ("training rows", data.get("train_rows")), ("held-out rows", data.get("test_rows")),
+            ("training rows", formatting.training_rows(data)), ("held-out rows", data.get("test_rows")),
             ("data hash", data.get("data_hash", "-")),
             ("split", f"{spec.training.split.method}, {spec.training.split.test_fraction:.0%} held out")]
 

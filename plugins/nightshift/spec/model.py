@@ -342,6 +342,18 @@ class Training(StrictModel):
     split: Split = Field(default_factory=Split, description="Train / held-out split.")
     seed: int = Field(42, ge=0, le=2**31 - 1, description="Random seed for splits, tuning and models.")
     min_rows: int = Field(100, ge=1, le=10**9, description="Fewer rows in the window is an error.")
+    max_rows: int | None = Field(
+        None, ge=1000, le=10**10,
+        description="Fit on at most this many training rows: a seeded sample, drawn per class in proportion for "
+        "classification, when the training split is larger. Held-out rows stay whole. Bounds training time and memory "
+        "on large windows; the sample size is logged to MLflow and shown in the report.",
+    )
+
+    @model_validator(mode="after")
+    def _cap_above_floor(self) -> Training:
+        if self.max_rows is not None and self.max_rows < self.min_rows:
+            raise ValueError(f"max_rows ({self.max_rows}) is below min_rows ({self.min_rows}): no window could train")
+        return self
 
 
 class Tuning(StrictModel):

@@ -29,6 +29,26 @@ def split(spec: Pipeline, rows: "pd.DataFrame", fraction: float | None = None) -
     return train.reset_index(drop=True), test.reset_index(drop=True)
 
 
+def cap_training_rows(spec: Pipeline, train: "pd.DataFrame") -> "pd.DataFrame":
+    """At most `training.max_rows` training rows, drawn with the run's seed and kept in their original order (a time
+    split stays ordered for tuning). Classification draws per class in proportion, each class keeping at least
+    `evaluation.min_class_rows`, so a rare positive class is still there to learn from."""
+    import pandas as pd
+
+    cap, seed = spec.training.max_rows, spec.training.seed
+    if not cap or len(train) <= cap:
+        return train
+    if spec.target.task == "regression":
+        return train.sample(n=cap, random_state=seed).sort_index().reset_index(drop=True)
+    labels = train[spec.target.column]
+    labelled = int(labels.notna().sum())
+    parts = []
+    for cls, count in labels.value_counts().items():
+        take = min(int(count), max(spec.evaluation.min_class_rows, round(cap * int(count) / labelled)))
+        parts.append(train[labels == cls].sample(n=take, random_state=seed))
+    return pd.concat(parts).sort_index().reset_index(drop=True)
+
+
 def window_text(window: dict | None) -> str:
     """`window 2025-07-05 .. 2026-01-02` (or `the training snapshot` when the window is unknown)."""
     if not window or not window.get("start") or not window.get("end"):
@@ -53,10 +73,13 @@ def prepare(spec: Pipeline, snapshot_uri: str, run_dir: str, window: dict | None
         missing = set(test[spec.target.column].unique()) - set(train[spec.target.column].unique())
         if missing:
             raise ValueError(f"column '{spec.target.column}': classes {sorted(missing)} appear only in the held-out rows")
+    available = len(train)
+    train = cap_training_rows(spec, train)
     return {
         "train_uri": storage.write_parquet(train, f"{run_dir}/features/train.parquet"),
         "test_uri": storage.write_parquet(test, f"{run_dir}/features/test.parquet"),
         "train_rows": len(train),
+        "train_rows_available": available,
         "test_rows": len(test),
         "feature_columns": spec.feature_columns,
     }

@@ -14,7 +14,7 @@ from typing import Any
 
 from nightshift.ml import governance
 from nightshift.reporting import html as pages
-from nightshift.reporting.formatting import bounds
+from nightshift.reporting.formatting import bounds, training_rows
 from nightshift.spec import Pipeline
 from nightshift.steps.report import metric_rows
 
@@ -106,7 +106,7 @@ def card_markdown(spec: Pipeline, version: str, evaluation: dict, promotion: dic
 ## Training data
 - source: {data.get('source') or lineage.get('train_source') or 'n/a'}
 - window: {lineage.get('window_start') or 'whole source'} .. {lineage.get('window_end') or ''}
-- rows: {data.get('rows', 'n/a')} in window, {data.get('train_rows', 'n/a')} for training, {evaluation.get('test_rows', 'n/a')} held out
+- rows: {data.get('rows', 'n/a')} in window, {training_rows(data)} for training, {evaluation.get('test_rows', 'n/a')} held out
 - data hash: `{lineage.get('data_hash', 'n/a')}`
 
 ## Features

@@ -61,8 +61,10 @@ def model_requirements() -> list[str]:
     return found
 
 
-def train(spec: Pipeline, train_uri: str, run_id: str, lineage: dict) -> dict:
-    """Fit (after optional tuning), log params, lineage and the model to the DAG run's MLflow run."""
+def train(spec: Pipeline, train_uri: str, run_id: str, lineage: dict, rows_available: int | None = None) -> dict:
+    """Fit (after optional tuning), log params, lineage and the model to the DAG run's MLflow run.
+
+    `rows_available` is the training split's size before `training.max_rows` sampled it (None: not sampled)."""
     import mlflow
     from mlflow.models import infer_signature
 
@@ -73,7 +75,9 @@ def train(spec: Pipeline, train_uri: str, run_id: str, lineage: dict) -> dict:
     sample = features.model_input(rows.head(5), spec.feature_columns)
     signature = infer_signature(sample, metrics.predict_scores(model, sample, spec.target.task))
     with mlflow.start_run(run_id=run_id):
-        mlflow.log_params({**{f"model.{k}": v for k, v in {**spec.model.params, **best_params}.items()}, "flavor": spec.model.flavor})
+        mlflow.log_params({**{f"model.{k}": v for k, v in {**spec.model.params, **best_params}.items()}, "flavor": spec.model.flavor,
+                           "training.max_rows": spec.training.max_rows, "train_rows": len(rows),
+                           "train_rows_available": rows_available or len(rows)})
         mlflow.set_tags({f"nightshift.{k}": str(v) for k, v in lineage.items() if v is not None})
         if trials:
             mlflow.log_dict({"trials": trials, "best": best_params}, "tuning/trials.json")
@@ -83,4 +87,5 @@ def train(spec: Pipeline, train_uri: str, run_id: str, lineage: dict) -> dict:
             pip_requirements=model_requirements(),
         )
     log.info("trained %s on %d rows; model %s", spec.model.estimator or "xgboost", len(rows), info.model_uri)
-    return {"model_uri": info.model_uri, "train_rows": len(rows), "best_params": json.loads(json.dumps(best_params, default=str))}
+    return {"model_uri": info.model_uri, "train_rows": len(rows), "train_rows_available": rows_available or len(rows),
+            "best_params": json.loads(json.dumps(best_params, default=str))}
