@@ -207,3 +207,23 @@ def test_password_and_key_pair_authentication(monkeypatch, tmp_path, auth):
     with fakesnow.patch():
         cursor = snowflake.connect("snowflake_auth").cursor()
         assert cursor.execute("SELECT 1").fetchone() == (1,)
+
+
+@pytest.mark.parametrize("backend", ["duckdb", "snowflake"])
+def test_categorical_read_holds_the_same_values_as_the_plain_read(snowflake_conn, tmp_path, backend):
+    from nightshift.io.warehouse import DuckDBWarehouse
+
+    warehouse = DuckDBWarehouse(str(tmp_path / "w.duckdb")) if backend == "duckdb" else SnowflakeWarehouse(snowflake_conn)
+    days = [date(2026, 2, 1), date(2026, 2, 2)]
+    for day, version in zip(days, ["1", "2"]):
+        publish(warehouse, staged_scores(tmp_path, day, 30, version), day, 60)
+    lineage = ["APPLICATION_ID", "SCORE", "MODEL_VERSION", "MLFLOW_RUN_ID", "PARTITION_DATE"]
+    coded = ("MODEL_VERSION", "MLFLOW_RUN_ID", "PARTITION_DATE")
+    plain = warehouse.read_rows("credit_default_scores", "credit_default", days, lineage)
+    compact = warehouse.read_rows("credit_default_scores", "credit_default", days, lineage, coded)
+    assert all(isinstance(compact[c].dtype, pd.CategoricalDtype) for c in coded)
+    assert not isinstance(compact["SCORE"].dtype, pd.CategoricalDtype) and len(compact) == len(plain) == 120
+    as_text = lambda frame: frame.astype(str).sort_values("APPLICATION_ID").reset_index(drop=True)  # noqa: E731
+    pd.testing.assert_frame_equal(as_text(compact.assign(PARTITION_DATE=pd.to_datetime(compact["PARTITION_DATE"].astype(str)))),
+                                  as_text(plain.assign(PARTITION_DATE=pd.to_datetime(plain["PARTITION_DATE"].astype(str)))))
+    assert sorted(compact["MODEL_VERSION"].cat.categories) == ["1", "2"]

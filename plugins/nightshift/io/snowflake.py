@@ -159,7 +159,8 @@ class SnowflakeWarehouse:
         finally:
             conn.close()
 
-    def read_rows(self, table: str, model_name: str, dates: list[date], columns: list[str] | None = None) -> "pd.DataFrame":
+    def read_rows(self, table: str, model_name: str, dates: list[date], columns: list[str] | None = None,
+                  categorical: tuple[str, ...] = ()) -> "pd.DataFrame":
         """`model_name`'s rows of `dates`; an empty frame when the table does not exist or no date is asked for."""
         import pandas as pd
 
@@ -175,7 +176,8 @@ class SnowflakeWarehouse:
             sql = f"SELECT {selected} FROM {qualified_name(table)} WHERE MODEL_NAME = %s AND PARTITION_DATE IN ({placeholders})"
             cursor = self._run(cursor, sql, [model_name, *[d.isoformat() for d in dates]])
             names = [d[0].upper() for d in cursor.description]
-            return pd.DataFrame([tuple(r) for r in cursor.fetchall()], columns=names)
+            frame = pd.DataFrame([tuple(r) for r in cursor.fetchall()], columns=names)
+            return frame.astype({c: "category" for c in categorical if c in frame.columns})
         finally:
             conn.close()
 

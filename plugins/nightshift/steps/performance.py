@@ -97,8 +97,9 @@ def _read_table(spec: Pipeline, table: str, dates: list[date], role: str, keyed:
     lineage = ["SCORE", "MODEL_VERSION", "MLFLOW_RUN_ID", "PARTITION_DATE"]
     warehouse = get_warehouse(spec.scoring.warehouse_conn_id)
     with_keys, without = sorted(d for d in dates if d in keyed), sorted(d for d in dates if d not in keyed)
-    parts = [frame for frame in (warehouse.read_rows(table, spec.name, with_keys, [*keys, *lineage]) if with_keys else None,
-                                 warehouse.read_rows(table, spec.name, without, lineage) if without else None)
+    coded = ("MODEL_VERSION", "MLFLOW_RUN_ID", "PARTITION_DATE")
+    parts = [frame for frame in (warehouse.read_rows(table, spec.name, with_keys, [*keys, *lineage], coded) if with_keys else None,
+                                 warehouse.read_rows(table, spec.name, without, lineage, coded) if without else None)
              if frame is not None and not frame.empty]
     if not parts:
         return pd.DataFrame(columns=[*keys, *lineage, "ROLE"])
