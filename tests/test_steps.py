@@ -224,3 +224,33 @@ def test_max_rows_below_min_rows_is_refused():
 
     with pytest.raises(ValueError, match="max_rows .*below min_rows"):
         Training(min_rows=5000, max_rows=2000)
+
+
+def test_prepare_splits_the_snapshot_as_a_plain_pandas_sort_would(credit, tmp_path):
+    rows = pd.concat([credit_applications_for_day(date(2026, 1, d), rows=300) for d in range(1, 8)], ignore_index=True)
+    rows = rows.sample(frac=1.0, random_state=3).reset_index(drop=True)  # the snapshot's order must not matter
+    snapshot = tmp_path / "snapshot.parquet"
+    rows.to_parquet(snapshot, index=False)
+    prepared = features.prepare(credit, str(snapshot), str(tmp_path / "run"))
+
+    ordered = rows.sort_values(["application_date", "application_id"]).reset_index(drop=True)
+    cut = int(round(len(rows) * (1 - credit.training.split.test_fraction)))
+    train_rows, test_rows = pd.read_parquet(prepared["train_uri"]), pd.read_parquet(prepared["test_uri"])
+    pd.testing.assert_frame_equal(train_rows, ordered.iloc[:cut].reset_index(drop=True))
+    pd.testing.assert_frame_equal(test_rows, ordered.iloc[cut:].reset_index(drop=True))
+    assert prepared["train_rows"] == prepared["train_rows_available"] == cut and prepared["test_rows"] == len(rows) - cut
+
+
+def test_prepare_random_split_is_sklearns_stratified_split(credit, tmp_path):
+    from sklearn.model_selection import train_test_split
+
+    spec = credit.model_copy(update={"training": credit.training.model_copy(
+        update={"split": credit.training.split.model_copy(update={"method": "random"})})})
+    rows = pd.concat([credit_applications_for_day(date(2026, 1, d), rows=300) for d in range(1, 8)], ignore_index=True)
+    snapshot = tmp_path / "snapshot.parquet"
+    rows.to_parquet(snapshot, index=False)
+    prepared = features.prepare(spec, str(snapshot), str(tmp_path / "run"))
+    expected_train, expected_test = train_test_split(rows, test_size=spec.training.split.test_fraction,
+                                                     random_state=spec.training.seed, stratify=rows["defaulted"])
+    pd.testing.assert_frame_equal(pd.read_parquet(prepared["train_uri"]), expected_train.reset_index(drop=True))
+    pd.testing.assert_frame_equal(pd.read_parquet(prepared["test_uri"]), expected_test.reset_index(drop=True))

@@ -16,6 +16,7 @@ from nightshift import config
 
 if TYPE_CHECKING:
     import pandas as pd
+    import pyarrow as pa
     import pyarrow.fs as pafs
 
 _S3_URI = re.compile(r"^s3://(?:(?P<conn>[A-Za-z0-9_.-]+)@)?(?P<path>[^@]+)$")
@@ -103,19 +104,31 @@ def list_folders(loc: Location) -> list[str]:
 def write_parquet(df: "pd.DataFrame", uri: str) -> str:
     """Write a frame as one parquet file (parents created); returns the uri."""
     import pyarrow as pa
+
+    return write_table(pa.Table.from_pandas(df, preserve_index=False), uri)
+
+
+def write_table(table: "pa.Table", uri: str) -> str:
+    """Write an Arrow table as one parquet file (parents created); returns the uri."""
     import pyarrow.parquet as pq
 
     loc = locate(uri)
     loc.fs.create_dir(loc.path.rsplit("/", 1)[0], recursive=True)
-    pq.write_table(pa.Table.from_pandas(df, preserve_index=False), loc.path, filesystem=loc.fs)
+    pq.write_table(table, loc.path, filesystem=loc.fs)
     return uri
 
 
-def read_parquet(uri: str, columns: list[str] | None = None) -> "pd.DataFrame":
+def read_table(uri: str, columns: list[str] | None = None) -> "pa.Table":
+    """A parquet file as an Arrow table: about half the memory of the same rows in pandas, for steps that only
+    select, sort and slice rows."""
     import pyarrow.parquet as pq
 
     loc = locate(uri)
-    return pq.read_table(loc.path, filesystem=loc.fs, columns=columns).to_pandas()
+    return pq.read_table(loc.path, filesystem=loc.fs, columns=columns)
+
+
+def read_parquet(uri: str, columns: list[str] | None = None) -> "pd.DataFrame":
+    return read_table(uri, columns).to_pandas()
 
 
 def put_file(local_file: str | Path, uri: str) -> str:
