@@ -101,6 +101,28 @@ def test_row_keys_number_repeats_across_chunks_and_files(tmp_path, monkeypatch):
     assert streamed["row_id"].is_unique and streamed["row_id"].str.endswith("-3").sum() == 5
 
 
+def test_training_window_streams_into_the_same_snapshot_and_hash_as_one_frame(tmp_path, monkeypatch):
+    from nightshift.steps import snapshot
+
+    root = tmp_path / "credit"
+    write_credit_applications(root, date(2026, 1, 1), date(2026, 1, 6), rows_per_day=900)
+    for day in ("2026-01-02", "2026-01-04"):  # several files a day, int in one and float with nulls in the next
+        _split(root / f"dt={day}", edit=lambda i, part: part.assign(
+            employment_years=part["employment_years"].astype("float64").where(part.index % 7 != 0)) if i == 1 else part)
+    monkeypatch.setenv("NIGHTSHIFT_CREDIT_SOURCE_URI", str(root))
+    monkeypatch.setattr(ingest, "TRAINING_GROUP_ROWS", 500)  # many row groups, cut inside files and days
+    spec = find_spec("credit_default")
+    window = ingest.Window(datetime(2026, 1, 1, tzinfo=timezone.utc), datetime(2026, 1, 7, tzinfo=timezone.utc))
+    monkeypatch.setattr(ingest, "training_window", lambda *args: window)
+    ingested = ingest.ingest_training(spec, window.end, str(tmp_path / "run"))
+    streamed = pq.read_table(ingested["snapshot_uri"]).to_pandas()
+    frame, _ = ingest.read_rows(spec, window, with_target=True, require_all=False)
+    _assert_same(streamed, frame)
+    assert ingested["rows"] == len(frame) and pq.ParquetFile(ingested["snapshot_uri"]).metadata.num_row_groups > 5
+    assert ingested["data_hash"] == snapshot.data_hash(frame) == snapshot.data_hash(streamed)
+    assert snapshot.data_hash(frame.assign(income=frame["income"] + 1)) != ingested["data_hash"]
+
+
 @pytest.mark.parametrize("damage", ["missing-column", "null-event-times", "outside-partition", "text-in-second-file"])
 def test_streamed_messages_are_read_rows_messages(landing, tmp_path, damage):
     def edit(i, part):

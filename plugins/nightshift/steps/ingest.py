@@ -581,15 +581,6 @@ def detail_kept(run_dir: str | None) -> Iterator[None]:
         raise
 
 
-def data_hash(frame: "pd.DataFrame") -> str:
-    """Content hash of a frame, recorded with the model so its training data can be identified."""
-    import pandas as pd
-
-    digest = hashlib.sha256(pd.util.hash_pandas_object(frame, index=False).values.tobytes())
-    digest.update(",".join(map(str, frame.columns)).encode())
-    return digest.hexdigest()[:16]
-
-
 def describe_files(names: list[str]) -> str:
     """Short description of the files read, for messages: the first, and how many more."""
     if not names:
@@ -597,27 +588,56 @@ def describe_files(names: list[str]) -> str:
     return names[0] if len(names) == 1 else f"{names[0]} and {len(names) - 1} more files"
 
 
+TRAINING_GROUP_ROWS = 262_144  # row groups of a streamed training snapshot: what ingest holds at most, plus one chunk
+
+
+def _stream_training_rows(spec: Pipeline, window: Window, uri: str, file_rows: list) -> tuple[int, list[str], str]:
+    """The window's rows (parquet, event time) copied chunk by chunk into the snapshot: (rows, files read, data hash)."""
+    import pandas as pd
+
+    from nightshift.steps import snapshot
+
+    files = source_files(spec, window, require_all=False)
+    writer = snapshot.SnapshotWriter(uri, TRAINING_GROUP_ROWS, snapshot.source_hints(files)[0], hash_rows=True)
+    names: list[str] = []
+    for frame in stream_rows(spec, window, with_target=True, require_all=False, file_rows=file_rows, names=names, files=files):
+        writer.write(frame)
+    rows = writer.close(pd.DataFrame({c: pd.Series(dtype="float64") for c in spec.columns}))
+    return rows, names, writer.data_hash()
+
+
 def ingest_training(spec: Pipeline, interval_end: datetime, run_dir: str, window_end: date | None = None) -> dict:
-    """Read the training window, enforce the minimum row count, snapshot it; return a small summary."""
+    """Read the training window, enforce the minimum row count, snapshot it; return a small summary.
+
+    Parquet sources with an event time stream into the snapshot (the window never becomes one frame); CSV, Snowflake
+    and sources without an event time are read into one frame first."""
+    from nightshift.steps import snapshot
+
     window = training_window(spec, interval_end, window_end)
     file_rows: list = []
+    uri = f"{run_dir}/ingest/snapshot.parquet"
     with detail_kept(run_dir):
-        rows, names = read_rows(spec, window if spec.source.event_time else None, with_target=True, require_all=False,
-                                file_rows=file_rows)
-    if len(rows) < spec.training.min_rows:
+        if spec.source.event_time and streams(spec):
+            count, names, digest = _stream_training_rows(spec, window, uri, file_rows)
+        else:
+            rows, names = read_rows(spec, window if spec.source.event_time else None, with_target=True, require_all=False,
+                                    file_rows=file_rows)
+            count, digest = len(rows), snapshot.data_hash(rows)
+    if count < spec.training.min_rows:
         raise IngestError(
             f"{describe_files(names) if names else spec.source.location}: the training window "
-            f"[{window.start:%Y-%m-%d}, {window.end:%Y-%m-%d}) holds {len(rows)} rows; training.min_rows is {spec.training.min_rows}"
+            f"[{window.start:%Y-%m-%d}, {window.end:%Y-%m-%d}) holds {count} rows; training.min_rows is {spec.training.min_rows}"
         )
-    snapshot = storage.write_parquet(rows, f"{run_dir}/ingest/snapshot.parquet")
+    if not (spec.source.event_time and streams(spec)):
+        storage.write_parquet(rows, uri)
     summary = {
-        "snapshot_uri": snapshot,
+        "snapshot_uri": uri,
         "source": describe_files(names),
         "files": len(names),
         "file_rows": file_rows,
-        "rows": len(rows),
+        "rows": count,
         "window": window.as_dict() if spec.source.event_time else None,
-        "data_hash": data_hash(rows),
+        "data_hash": digest,
     }
     log.info("ingested %(rows)d rows from %(source)s", summary)
     return summary
