@@ -284,6 +284,7 @@ def git_commit() -> str | None:
 TRUSTED_MODEL_TYPES = (
     "nightshift.ml.transformers.DerivedColumns",
     "nightshift.ml.transformers._AsText",
+    "nightshift.ml.transformers._TextOrMissing",
     "numpy.dtype",
     "xgboost.core.Booster",
     "xgboost.sklearn.XGBClassifier",
