@@ -35,9 +35,9 @@ BENCHMARKS = {  # name: (script, full-size arguments, smoke-test arguments)
     "dag": ("bench_dag.py", ["--rows", "1000000", "10000000"],
             ["--rows", "3000", "9000", "--train-rows", "1000", "--predict-rows", "3000"]),
 }
-AIMS = {
+AIMS = {  # training_ratio: issue #16 asks 1.1 (issue #9 asked 1.3)
     "scoring_limit": 0.5, "scoring_naive": 5.0, "memory_ratio": 1.3, "parse_ms_per_spec": 30.0, "parse_100_seconds": 3.0,
-    "training_ratio": 1.3, "dag_rss_ratio": 1.3, "dag_marginal_to_predict": 0.5, "dag_predict_to_booster": 0.6,
+    "training_ratio": 1.1, "dag_rss_ratio": 1.3, "dag_marginal_to_predict": 0.5, "dag_predict_to_booster": 0.6,
 }
 
 
