@@ -80,3 +80,35 @@ def test_a_dry_run_summary_counts_the_staged_rows_and_leaves_the_warehouse_as_it
     assert "(dry run: nothing published)" in text
     assert f"12 rows scored into 2 staging file(s) under {tmp_path / 'run'}/staging; the warehouse is untouched" in text
     assert "(as before the run)" in text and "no rows published for these days" in text
+
+
+def test_a_failed_run_prints_what_failed_and_the_notifier_gets_the_same_words(airflow_db, local_state, credit_data, tmp_path,
+                                                                           monkeypatch, capsys):
+    """One way to say what failed: the CLI summary prints the failing task's bounded message, and the spec's notifier
+    receives the same text (a failure no retry can fix: a rule the data breaks)."""
+    from pathlib import Path
+
+    from airflow.providers.smtp.notifications.smtp import SmtpNotifier
+
+    doc = yaml.safe_load((Path(__file__).parents[1] / "include" / "pipelines" / "credit_default.yaml").read_text())
+    doc["monitoring"]["notify"] = {"notifier": "airflow.providers.smtp.notifications.smtp.SmtpNotifier",
+                                   "kwargs": {"to": "oncall@example.com", "subject": "nightshift", "html_content": "{{ alert_message }}"}}
+    doc["name"] = "credit_failing"  # its own DAG ids: the e2e modules' credit_default DAGs stay as they registered them
+    folder = tmp_path / "pipelines"
+    folder.mkdir()
+    (folder / "credit_failing.yaml").write_text(yaml.safe_dump(doc, sort_keys=False))
+    monkeypatch.setenv("NIGHTSHIFT_PIPELINES_DIR", str(folder))
+    sent = []
+    monkeypatch.setattr(SmtpNotifier, "notify", lambda self, context: sent.append(self.html_content))
+    part = credit_data / "dt=2025-10-01" / "part-0.parquet"
+    rows = pd.read_parquet(part)
+    rows.loc[rows.index[:3], "income"] = -500.0
+    rows.to_parquet(part, index=False)
+
+    assert cli.main(["run", "credit_failing", "--train", "--date", "2026-02-01"]) == 1
+    out = capsys.readouterr().out
+    assert out.count("\nFAILED ") == 1 and "\nFAILED validate: credit_failing validate failed: " in out
+    message = out.split("\nFAILED validate: ", 1)[1].split("\n\nthe run failed; Airflow's full log: ", 1)[0]
+    assert "income" in message and "dt=2025-10-01" in message and len(message) <= 2000
+    assert sent == [message]
+    assert tracking.client().search_registered_models() == []  # nothing registered on the way

@@ -410,3 +410,40 @@ def test_a_renamed_spec_file_cannot_adopt_another_pipelines_registry_history(nig
         harness.execute(IngestTrainingOperator, "credit_default", ctx)
     assert "belongs to spec 'credit_default.yaml'" in str(caught.value) and "credit_risk_v2.yaml" in str(caught.value)
     assert harness.registry_state("credit_default") == versions_before
+
+
+def test_a_catch_up_runs_at_most_max_active_runs_score_runs_and_one_training(tmp_path, monkeypatch):
+    """A scheduler catching up a week queues scoring runs beyond scoring.max_active_runs; training never overlaps."""
+    from nightshift.render import build_score_dag, build_train_dag
+    from nightshift.spec import parse_spec
+
+    doc = yaml.safe_load((Path(__file__).parents[1] / "include/pipelines/credit_default.yaml").read_text())
+    default = parse_spec(doc)
+    doc["scoring"]["max_active_runs"] = 3
+    assert build_score_dag(default).max_active_runs == default.scoring.max_active_runs == 2
+    assert build_score_dag(parse_spec(doc)).max_active_runs == 3
+    assert build_train_dag(default).max_active_runs == 1
+    doc["scoring"]["max_active_runs"] = 0
+    with pytest.raises(ValueError, match="max_active_runs"):
+        parse_spec(doc)
+
+
+def test_an_estimator_of_the_wrong_kind_fails_the_runs_first_task_before_any_read(night, tmp_path, monkeypatch):
+    """`Ridge` for a binary target passes the cheap load checks (the class exists); the first task of the run imports
+    it, sees a regressor, and fails without retries before it reads or writes anything."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from nightshift import config
+    from nightshift.spec import find_spec
+
+    folder = tmp_path / "pipelines"
+    write_spec(folder, model={"flavor": "sklearn", "estimator": "sklearn.linear_model.Ridge", "params": {}})
+    monkeypatch.setenv("NIGHTSHIFT_PIPELINES_DIR", str(folder))
+    assert find_spec("credit_default").model.estimator == "sklearn.linear_model.Ridge"  # loads: only an import can tell
+    run = night["harness"].run_train("credit_default", "nights__ridge", interval_end=at(date(2026, 2, 1)))
+    assert run.failed == "ingest" and isinstance(run.error, AirflowFailException)
+    assert "'sklearn.linear_model.Ridge' is not a classifier, but target.task is binary" in str(run.error)
+    assert str(folder / "credit_default.yaml") in str(run.error)
+    runs = Path(config.artifacts_root()) / "credit_default"
+    assert list(runs.glob("train/nights__train*")) and list(runs.glob("pinned/*/nights__train*"))  # where a run writes
+    assert not list(runs.glob("train/nights__ridge*")) and not list(runs.glob("pinned/*/nights__ridge*"))

@@ -145,5 +145,11 @@ def _run(spec: Any, dag: Any, score: bool, day: date, extra_conf: dict | None) -
     print(summary.score_summary(spec, conf, config.run_dir(spec.name, "score", dag_run.run_id)) if score
           else summary.train_summary(spec.name, dag_run.run_id))
     if dag_run.state != "success":
-        print(f"\nthe run failed; the failing task's message is in {log_file}")
+        from nightshift.steps.run_spec import read_failures
+
+        failures = read_failures(spec.name, dag.dag_id, dag_run.run_id)
+        for task_id, message in failures.items():
+            print(f"\nFAILED {task_id}: {message}")
+        where = "Airflow's full log" if failures else "the failing task's message is in Airflow's log"
+        print(f"\nthe run failed; {where}: {log_file}")
     return 0 if dag_run.state == "success" else 1

@@ -12,9 +12,15 @@ import importlib
 import logging
 from typing import Any
 
+from airflow.sdk.exceptions import AirflowFailException
+
 from nightshift.spec import Pipeline
 
 log = logging.getLogger(__name__)
+
+
+class AlertedFailure(AirflowFailException):
+    """A failure whose alert has already gone out (a drift failure): failing the task must not send it twice."""
 
 
 def drift_message(summary: dict) -> str:

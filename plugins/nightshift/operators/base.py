@@ -132,6 +132,38 @@ class NightshiftOperator(BaseOperator):
         """Refuse bad trigger-form values before the task touches any file or store (operators override it)."""
 
     def execute(self, context: Any) -> Any:
+        try:
+            return self._execute(context)
+        except Exception as exc:
+            self.report_failure(context, exc)
+            raise
+
+    def report_failure(self, context: Any, exc: BaseException) -> None:
+        """Say what failed once, in the same bounded words everywhere: the task log has the exception; the run folder
+        gets the message for the CLI summary; a failure no retry can fix also goes to the spec's notifier. Best
+        effort: reporting never hides the failure itself."""
+        from airflow.sdk.exceptions import AirflowFailException, AirflowRescheduleException, AirflowSkipException, TaskDeferred
+
+        if isinstance(exc, (AirflowSkipException, AirflowRescheduleException, TaskDeferred)) or isinstance(self.pipeline, Pipeline):
+            return
+        from nightshift.spec.errors import bounded
+
+        message = bounded(f"{self.pipeline} {self.task_id} failed: {exc}")
+        dag_id = getattr(context.get("dag_run"), "dag_id", None) or self.dag_id
+        try:
+            from nightshift.steps.run_spec import record_failure
+
+            index = getattr(context.get("ti"), "map_index", -1)
+            task = self.task_id if index is None or index < 0 else f"{self.task_id}[{index}]"
+            record_failure(self.pipeline, dag_id, run_id(context), task, message)
+            from nightshift.operators import alerts
+
+            if isinstance(exc, AirflowFailException) and not isinstance(exc, alerts.AlertedFailure):
+                alerts.send(self.spec, context, message)
+        except Exception as reporting:  # noqa: BLE001 - the task's own failure matters, not the report's
+            log.warning("could not report the failure of %s: %s", self.task_id, reporting)
+
+    def _execute(self, context: Any) -> Any:
         with fail_fast():
             self.check_params(context)
             if isinstance(self.pipeline, Pipeline):

@@ -25,8 +25,6 @@ class MonitorOperator(LineageMixin, NightshiftOperator):
         self.shards, self.ingested, self.model_ref = shards, ingested, model_ref
 
     def run_step(self, context: Any) -> dict:
-        from airflow.sdk.exceptions import AirflowFailException
-
         from nightshift.operators import alerts
         from nightshift.steps import monitor
 
@@ -45,7 +43,7 @@ class MonitorOperator(LineageMixin, NightshiftOperator):
             return summary
         message = alerts.notify(spec, context, summary)
         if summary["verdict"] == "fail":
-            raise AirflowFailException(f"drift failure: {message}")
+            raise alerts.AlertedFailure(f"drift failure: {message}")
         return summary
 
 

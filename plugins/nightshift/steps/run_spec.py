@@ -20,6 +20,32 @@ from nightshift.spec import Pipeline, find_spec
 log = logging.getLogger(__name__)
 
 
+def failure_uri(pipeline: str, dag_id: str, run_id: str, task_id: str) -> str:
+    """Where a failed task leaves its message (bounded, as the log shows it) for the CLI summary to print."""
+    parts = "/".join(config.safe_path_part(p) for p in (dag_id, run_id, task_id))
+    return f"{config.artifacts_root().rstrip('/')}/{pipeline}/failures/{parts}.txt"
+
+
+def record_failure(pipeline: str, dag_id: str, run_id: str, task_id: str, message: str) -> str:
+    with tempfile.TemporaryDirectory() as tmp:
+        local = Path(tmp) / "failure.txt"
+        local.write_text(message)
+        return storage.put_file(local, failure_uri(pipeline, dag_id, run_id, task_id))
+
+
+def read_failures(pipeline: str, dag_id: str, run_id: str) -> dict[str, str]:
+    """task id -> the message its last failed attempt left (empty when nothing failed or nothing was written)."""
+    folder = storage.locate(failure_uri(pipeline, dag_id, run_id, "x").rsplit("/", 1)[0])
+    if not storage.exists(folder):
+        return {}
+    found = {}
+    for path, _ in storage.list_files(folder):
+        name = path.rsplit("/", 1)[-1]
+        with folder.fs.open_input_stream(folder.child(name).path) as stream:
+            found[name.removesuffix(".txt")] = stream.read().decode("utf-8", "replace")
+    return found
+
+
 def pinned_spec_uri(pipeline: str, dag_id: str, run_id: str) -> str:
     return f"{config.artifacts_root().rstrip('/')}/{pipeline}/pinned/{config.safe_path_part(dag_id)}/{config.safe_path_part(run_id)}.json"
 
@@ -40,9 +66,21 @@ def run_spec(pipeline: str, dag_id: str, run_id: str, pin: bool = True) -> Pipel
         spec = Pipeline.model_validate(record["spec"])
         log.info("spec %s pinned for run %s (hash %s, from %s)", pipeline, run_id, record["hash"], record["path"])
         return spec
+    check_deeply(current)
     if pin:
         pin_spec(current, dag_id, run_id)
     return current
+
+
+def check_deeply(spec: Pipeline) -> None:
+    """The checks parsing cannot afford (the estimator imports and is of the target's kind, extra expectations accept
+    their kwargs), once per run before its first task touches anything: a spec that names a class that is not a
+    classifier fails here, not after ingest and validation (`nightshift validate --deep` runs the same checks)."""
+    from nightshift.spec import SpecError, deep_check, spec_path
+
+    problems = deep_check(spec)
+    if problems:
+        raise SpecError(spec_path(spec.name) or config.pipelines_dir(), problems, pipeline=spec.name)
 
 
 def pin_spec(spec: Pipeline, dag_id: str, run_id: str) -> str:
