@@ -384,3 +384,63 @@ def test_no_secrets_in_tracked_files():
         findings += secret_findings(name, text)
     assert scanned > 50
     assert findings == [], "\n".join(findings)
+
+
+# --- model artifacts: loading never runs code it was not told to trust -------------------------------------------
+
+
+def _log_model(model, serialization: str, **extra) -> str:
+    import mlflow
+    import mlflow.sklearn
+
+    from nightshift.io import tracking
+
+    tracking.client()
+    with mlflow.start_run(experiment_id=tracking.experiment_id("model_artifact_safety")):  # artifacts in the test's store
+        info = mlflow.sklearn.log_model(model, name="model", serialization_format=serialization, **extra)
+    return info.model_uri
+
+
+def _halve(values):
+    """A function a model could carry: skops would have to import and call it to rebuild the model."""
+    return values / 2
+
+
+def _small_model():
+    import numpy as np
+    from sklearn.linear_model import LogisticRegression
+
+    x = np.arange(40, dtype=float).reshape(20, 2)
+    return LogisticRegression().fit(x, (x[:, 0] > 20).astype(int)), x
+
+
+def test_a_pickled_model_is_refused_unless_pickles_are_allowed(local_state, monkeypatch):
+    from nightshift.io import tracking
+
+    monkeypatch.delenv(tracking.PICKLE_OPT_IN, raising=False)
+    model, x = _small_model()
+    uri = _log_model(model, "cloudpickle")
+    with pytest.raises(tracking.UntrustedModel, match=rf"{re.escape(uri)} is stored with cloudpickle.*{tracking.PICKLE_OPT_IN}=true"):
+        tracking.load_sklearn_model(uri)
+    monkeypatch.setenv(tracking.PICKLE_OPT_IN, "true")
+    assert (tracking.load_sklearn_model(uri).predict(x) == model.predict(x)).all()
+
+
+def test_a_skops_model_holding_an_untrusted_type_is_refused_before_it_is_built(local_state, monkeypatch):
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import FunctionTransformer
+
+    from nightshift.io import tracking
+
+    monkeypatch.delenv("NIGHTSHIFT_TRUSTED_MODEL_TYPES", raising=False)
+    model, x = _small_model()
+    hooked = make_pipeline(FunctionTransformer(_halve), model).fit(x, model.predict(x))  # a function inside the model
+    hook = f"{_halve.__module__}.{_halve.__name__}"
+    uri = _log_model(hooked, "skops", skops_trusted_types=[hook])
+    with pytest.raises(tracking.UntrustedModel, match=rf"holds types outside the trusted list: {re.escape(hook)}"):
+        tracking.load_sklearn_model(uri)
+    monkeypatch.setenv("NIGHTSHIFT_TRUSTED_MODEL_TYPES", hook)  # the owner's own, named on purpose
+    assert (tracking.load_sklearn_model(uri).predict(x) == hooked.predict(x)).all()
+    clean = _log_model(model, "skops")
+    monkeypatch.delenv("NIGHTSHIFT_TRUSTED_MODEL_TYPES")
+    assert (tracking.load_sklearn_model(clean).predict(x) == model.predict(x)).all()  # plain scikit-learn loads
