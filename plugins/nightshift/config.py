@@ -84,3 +84,6 @@ def safe_path_part(text: str) -> str:
 def run_dir(pipeline: str, dag_kind: str, run_id: str) -> str:
     """The folder (or S3 prefix) that holds one DAG run's artifacts."""
     return f"{artifacts_root().rstrip('/')}/{pipeline}/{dag_kind}/{safe_path_part(run_id)}"
+
+
+FAILURES_DIR_VAR = "NIGHTSHIFT_FAILURES_DIR"  # set by `nightshift run` for its one run: failed tasks leave their message there

@@ -124,6 +124,22 @@ def run(spec: Any, *, score: bool, day: date, extra_conf: dict | None = None) ->
 
 
 def _run(spec: Any, dag: Any, score: bool, day: date, extra_conf: dict | None) -> int:
+    """One run in this process; a failed task leaves its message in a folder of this run's own, printed at the end."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="nightshift-failures-") as folder:
+        saved = os.environ.get(config.FAILURES_DIR_VAR)
+        os.environ[config.FAILURES_DIR_VAR] = folder
+        try:
+            return _run_and_summarize(spec, dag, score, day, extra_conf, Path(folder))
+        finally:
+            if saved is None:
+                os.environ.pop(config.FAILURES_DIR_VAR, None)
+            else:
+                os.environ[config.FAILURES_DIR_VAR] = saved
+
+
+def _run_and_summarize(spec: Any, dag: Any, score: bool, day: date, extra_conf: dict | None, failures_dir: Path) -> int:
     conf = run_conf(spec, day, score, extra_conf)
     log_file = config.local_dir() / "logs" / "cli" / f"{dag.dag_id}-{day.isoformat()}.log"
     print(f"running {dag.dag_id} for {day.isoformat()} (Airflow's log: {log_file})", flush=True)
@@ -145,9 +161,7 @@ def _run(spec: Any, dag: Any, score: bool, day: date, extra_conf: dict | None) -
     print(summary.score_summary(spec, conf, config.run_dir(spec.name, "score", dag_run.run_id)) if score
           else summary.train_summary(spec.name, dag_run.run_id))
     if dag_run.state != "success":
-        from nightshift.steps.run_spec import read_failures
-
-        failures = read_failures(spec.name, dag.dag_id, dag_run.run_id)
+        failures = {p.stem: p.read_text() for p in sorted(failures_dir.glob("*.txt"))}
         for task_id, message in failures.items():
             print(f"\nFAILED {task_id}: {message}")
         where = "Airflow's full log" if failures else "the failing task's message is in Airflow's log"

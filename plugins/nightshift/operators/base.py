@@ -11,9 +11,11 @@ Failures are classified once, here: a bad spec, bad data or a missing model fail
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import date, datetime, timedelta, timezone
+from pathlib import Path
 from typing import Any
 
 from airflow.sdk import BaseOperator
@@ -47,6 +49,19 @@ def fail_fast() -> Iterator[None]:
         yield
     except deterministic_errors() as exc:
         raise AirflowFailException(str(exc)) from exc
+
+
+def leave_message(context: Any, task_id: str, message: str) -> None:
+    """Write a failed task's message where `nightshift run` prints it from; nothing when no CLI asked (a deployed
+    task's message is its log and the notifier, and a rejected input writes no file)."""
+    from nightshift import config
+
+    folder = os.environ.get(config.FAILURES_DIR_VAR)
+    if not folder:
+        return
+    index = getattr(context.get("ti"), "map_index", -1)
+    name = task_id if index is None or index < 0 else f"{task_id}[{index}]"
+    (Path(folder) / f"{name}.txt").write_text(message)
 
 
 def run_id(context: Any) -> str:
@@ -139,8 +154,8 @@ class NightshiftOperator(BaseOperator):
             raise
 
     def report_failure(self, context: Any, exc: BaseException) -> None:
-        """Say what failed once, in the same bounded words everywhere: the task log has the exception; the run folder
-        gets the message for the CLI summary; a failure no retry can fix also goes to the spec's notifier. Best
+        """Say what failed once, in the same bounded words everywhere: the task log has the exception, `nightshift run`
+        prints the message in its summary, and a failure no retry can fix also goes to the spec's notifier. Best
         effort: reporting never hides the failure itself."""
         from airflow.sdk.exceptions import AirflowFailException, AirflowRescheduleException, AirflowSkipException, TaskDeferred
 
@@ -149,13 +164,8 @@ class NightshiftOperator(BaseOperator):
         from nightshift.spec.errors import bounded
 
         message = bounded(f"{self.pipeline} {self.task_id} failed: {exc}")
-        dag_id = getattr(context.get("dag_run"), "dag_id", None) or self.dag_id
         try:
-            from nightshift.steps.run_spec import record_failure
-
-            index = getattr(context.get("ti"), "map_index", -1)
-            task = self.task_id if index is None or index < 0 else f"{self.task_id}[{index}]"
-            record_failure(self.pipeline, dag_id, run_id(context), task, message)
+            leave_message(context, self.task_id, message)
             from nightshift.operators import alerts
 
             if isinstance(exc, AirflowFailException) and not isinstance(exc, alerts.AlertedFailure):

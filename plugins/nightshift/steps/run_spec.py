@@ -20,32 +20,6 @@ from nightshift.spec import Pipeline, find_spec
 log = logging.getLogger(__name__)
 
 
-def failure_uri(pipeline: str, dag_id: str, run_id: str, task_id: str) -> str:
-    """Where a failed task leaves its message (bounded, as the log shows it) for the CLI summary to print."""
-    parts = "/".join(config.safe_path_part(p) for p in (dag_id, run_id, task_id))
-    return f"{config.artifacts_root().rstrip('/')}/{pipeline}/failures/{parts}.txt"
-
-
-def record_failure(pipeline: str, dag_id: str, run_id: str, task_id: str, message: str) -> str:
-    with tempfile.TemporaryDirectory() as tmp:
-        local = Path(tmp) / "failure.txt"
-        local.write_text(message)
-        return storage.put_file(local, failure_uri(pipeline, dag_id, run_id, task_id))
-
-
-def read_failures(pipeline: str, dag_id: str, run_id: str) -> dict[str, str]:
-    """task id -> the message its last failed attempt left (empty when nothing failed or nothing was written)."""
-    folder = storage.locate(failure_uri(pipeline, dag_id, run_id, "x").rsplit("/", 1)[0])
-    if not storage.exists(folder):
-        return {}
-    found = {}
-    for path, _ in storage.list_files(folder):
-        name = path.rsplit("/", 1)[-1]
-        with folder.fs.open_input_stream(folder.child(name).path) as stream:
-            found[name.removesuffix(".txt")] = stream.read().decode("utf-8", "replace")
-    return found
-
-
 def pinned_spec_uri(pipeline: str, dag_id: str, run_id: str) -> str:
     return f"{config.artifacts_root().rstrip('/')}/{pipeline}/pinned/{config.safe_path_part(dag_id)}/{config.safe_path_part(run_id)}.json"
 
