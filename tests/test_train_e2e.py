@@ -133,7 +133,7 @@ def test_max_rows_fits_on_a_sample_of_the_training_split_and_says_so(airflow_db,
     assert abs(int(params["train_rows"]) - 1500) <= 2  # per-class rounding
     report = client.download_artifacts(run.info.run_id, "evaluation/report.html", str(tmp_path))
     card = client.download_artifacts(run.info.run_id, "model_card.md", str(tmp_path))
-    expected = f"{int(params['train_rows']):,} (a seeded sample of {split_rows:,}; training.max_rows)"
+    expected = f"{int(params['train_rows'])} (a seeded sample of {split_rows}; training.max_rows)"
     assert expected in Path(report).read_text() and expected in Path(card).read_text()
     held_out = len(in_window) - split_rows  # the held-out rows stay whole
     assert f"<td>held-out rows</td><td>{held_out}</td>" in Path(report).read_text()

@@ -35,13 +35,14 @@ def bounds(low: float | None, high: float | None) -> str | None:
 
 
 def training_rows(data: dict) -> str:
-    """`4,000` or, when `training.max_rows` sampled the split, `200,000 (a seeded sample of 4,000,000; training.max_rows)`."""
+    """`4000` or, when `training.max_rows` sampled the split, `200000 (a seeded sample of 4000000; training.max_rows)`:
+    plain numbers, as the report and the card print the window's rows."""
     used, available = data.get("train_rows"), data.get("train_rows_available")
     if used is None:
         return "n/a"
     if available and available > used:
-        return f"{used:,} (a seeded sample of {available:,}; training.max_rows)"
-    return f"{used:,}"
+        return f"{used} (a seeded sample of {available}; training.max_rows)"
+    return f"{used}"
 
 
 def binary_labels(spec: Pipeline, *observed: Iterable[Any]) -> tuple[str, str]:
