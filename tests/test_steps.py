@@ -193,18 +193,23 @@ def test_metrics_directions_and_values():
 # --- training.max_rows ------------------------------------------------------------------------
 
 
+def _capped(spec, rows: pd.DataFrame) -> pd.DataFrame:
+    keep = features.cap_positions(spec, rows["defaulted"])
+    return rows.take(keep).reset_index(drop=True)
+
+
 def test_max_rows_draws_each_class_in_proportion_keeps_order_and_repeats(credit):
     rows = pd.concat([credit_applications_for_day(date(2026, 1, d), rows=400) for d in range(1, 11)], ignore_index=True)
     capped_spec = credit.model_copy(update={"training": credit.training.model_copy(update={"max_rows": 1000})})
-    sample = features.cap_training_rows(capped_spec, rows)
+    sample = _capped(capped_spec, rows)
     assert len(sample) == pytest.approx(1000, abs=2)  # per-class rounding
     share = rows["defaulted"].mean()
     assert sample["defaulted"].mean() == pytest.approx(share, abs=1 / 1000 + 1e-9)
     # rows keep their original order (a time split stays ordered) and the draw repeats with the seed
     positions = rows.reset_index().merge(sample, on=list(rows.columns))["index"]
     assert positions.is_monotonic_increasing and len(positions) == len(sample)
-    pd.testing.assert_frame_equal(sample, features.cap_training_rows(capped_spec, rows))
-    assert features.cap_training_rows(credit, rows) is rows  # no cap: the split as it is
+    pd.testing.assert_frame_equal(sample, _capped(capped_spec, rows))
+    assert features.cap_positions(credit, rows["defaulted"]) is None  # no cap: the split as it is
 
 
 def test_max_rows_keeps_a_rare_class_at_its_floor(credit):
@@ -214,7 +219,7 @@ def test_max_rows_keeps_a_rare_class_at_its_floor(credit):
     floor = 10
     capped_spec = credit.model_copy(update={"training": credit.training.model_copy(update={"max_rows": 1000}),
                                             "evaluation": credit.evaluation.model_copy(update={"min_class_rows": floor})})
-    sample = features.cap_training_rows(capped_spec, rows)
+    sample = _capped(capped_spec, rows)
     assert round(1000 * 12 / len(rows)) < floor  # a proportional draw alone would fall below the floor
     assert int((sample["defaulted"] == 1).sum()) == floor
 

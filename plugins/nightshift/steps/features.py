@@ -67,12 +67,6 @@ def cap_positions(spec: Pipeline, labels: "pd.Series") -> "np.ndarray | None":
     return np.sort(np.concatenate(chosen))
 
 
-def cap_training_rows(spec: Pipeline, train: "pd.DataFrame") -> "pd.DataFrame":
-    """The training frame under `training.max_rows` (see cap_positions)."""
-    keep = cap_positions(spec, train[spec.target.column])
-    return train if keep is None else train.take(keep).reset_index(drop=True)
-
-
 def window_text(window: dict | None) -> str:
     """`window 2025-07-05 .. 2026-01-02` (or `the training snapshot` when the window is unknown)."""
     if not window or not window.get("start") or not window.get("end"):

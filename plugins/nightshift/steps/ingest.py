@@ -616,8 +616,9 @@ def ingest_training(spec: Pipeline, interval_end: datetime, run_dir: str, window
     window = training_window(spec, interval_end, window_end)
     file_rows: list = []
     uri = f"{run_dir}/ingest/snapshot.parquet"
+    streamed = bool(spec.source.event_time) and streams(spec)
     with detail_kept(run_dir):
-        if spec.source.event_time and streams(spec):
+        if streamed:
             count, names, digest = _stream_training_rows(spec, window, uri, file_rows)
         else:
             rows, names = read_rows(spec, window if spec.source.event_time else None, with_target=True, require_all=False,
@@ -628,7 +629,7 @@ def ingest_training(spec: Pipeline, interval_end: datetime, run_dir: str, window
             f"{describe_files(names) if names else spec.source.location}: the training window "
             f"[{window.start:%Y-%m-%d}, {window.end:%Y-%m-%d}) holds {count} rows; training.min_rows is {spec.training.min_rows}"
         )
-    if not (spec.source.event_time and streams(spec)):
+    if not streamed:  # the frame path writes its snapshot only once the window is known to be large enough
         storage.write_parquet(rows, uri)
     summary = {
         "snapshot_uri": uri,

@@ -94,9 +94,10 @@ class SnapshotWriter:
         if self.writer is None:
             self.writer = pq.ParquetWriter(self.loc.path, self.schema, filesystem=self.loc.fs)
         if whole:
-            self.writer.write_table(table.slice(0, whole), row_group_size=self.group_rows)
+            written = table.slice(0, whole)
+            self.writer.write_table(written, row_group_size=self.group_rows)
             if self.digest is not None:
-                self.digest.update(row_hashes(table.slice(0, whole).to_pandas()))
+                self.digest.update(row_hashes(written.to_pandas()))
         rest = table.slice(whole)
         self.pending, self.pending_rows = ([rest] if rest.num_rows else []), rest.num_rows
 
