@@ -74,8 +74,8 @@ class DuckDBWarehouse:
             try:
                 con.execute(f"DELETE FROM {name} WHERE MODEL_NAME = ? AND PARTITION_DATE IN (SELECT UNNEST(?::DATE[]))",
                             [model_name, dates])
-                if files:
-                    con.execute(f"INSERT INTO {name} ({columns}) SELECT {columns} FROM read_parquet(?)", [files])
+                for path in files:  # one staged shard at a time: DuckDB's buffers hold one shard, not the day
+                    con.execute(f"INSERT INTO {name} ({columns}) SELECT {columns} FROM read_parquet(?)", [path])
                 inserted = con.execute(
                     f"SELECT COUNT(*) FROM {name} WHERE MODEL_NAME = ? AND PARTITION_DATE IN (SELECT UNNEST(?::DATE[]))",
                     [model_name, dates],
