@@ -205,3 +205,25 @@ def test_validation_in_batches_passes_a_clean_snapshot_and_counts_classes_over_a
     assert batched["success"] and _comparable(batched) == _comparable(whole)
     classes = next(r for r in batched["results"] if r["expectation"] == "expect_column_unique_value_count_to_be_between")
     assert classes["observed_value"] == 2
+
+
+def test_a_type_break_in_a_late_batch_is_found_though_text_types_are_decided_by_the_first_batch(tmp_path):
+    """Text columns' type rules run on the first batch only (the Arrow schema fixes them); a column whose values can
+    still break its type in any batch (a float column declared integer) is checked batch by batch."""
+    def edit(day):
+        day["age"] = day["age"].astype("float64")
+        day.loc[len(day) - 300, "age"] = 40.5  # a non-whole age only in the last batch
+        return day
+
+    uri, frame = _snapshot(tmp_path, edit)
+    spec = find_spec("credit_default")
+    kwargs = dict(include_target=True, source="the day")
+    whole_message, _ = _verdict(lambda: validate.validate_frame(frame, spec, **kwargs, docs_dir=tmp_path / "docs-whole"))
+    batched_message, batched = _verdict(lambda: validate.validate_snapshot(uri, spec, **kwargs, docs_dir=tmp_path / "docs",
+                                                                             batch_rows=1500))
+    assert "column 'age': values must be of type integer" in whole_message and "40.5" in whole_message
+    assert batched_message == whole_message.replace("/docs-whole/", "/docs/")
+    assert batched["docs_batch"] == 3  # the Data Docs show the batch that broke the rule (rows 4,200..4,999)
+    types = [r for r in batched["results"] if r["rule"].startswith("values must be of type")]
+    assert {r["column"] for r in types} >= {"application_id", "grade", "region", "home_ownership", "age"}
+    assert [r["column"] for r in types if not r["success"]] == ["age"]

@@ -171,63 +171,87 @@ def validate_frame(
     return _verdict(reported, len(df), source, mode, spec, docs_path, plan.skipped, run_dir, docs_kept_at)
 
 
+class _Suites:
+    """One ephemeral GX context for one validation: a suite per distinct rule set, Data Docs rendered once.
+
+    A snapshot validated in batches runs the same rules on every batch, so the context, its suite and checkpoint are
+    built once (not once per batch), and the Data Docs site is rendered only for the batch chosen to show
+    (`build_docs`), instead of rendering every batch's page and keeping one."""
+
+    def __init__(self, spec: Pipeline, mode: str, source: str, docs_dir: str | Path | None):
+        _quiet_gx()
+        import great_expectations as gx
+        from great_expectations.data_context.types.base import ProgressBarsConfig
+
+        self.spec, self.mode, self.source = spec, mode, source
+        self.context = gx.get_context(mode="ephemeral")
+        self.context.variables.progress_bars = ProgressBarsConfig(globally=False)
+        self.docs_path: str | None = None
+        if docs_dir is not None:
+            self.docs_path = str(Path(docs_dir).resolve())
+            Path(self.docs_path).mkdir(parents=True, exist_ok=True)
+            self.context.add_data_docs_site(
+                _SITE,
+                {
+                    "class_name": "SiteBuilder",
+                    "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
+                    "store_backend": {"class_name": "TupleFilesystemStoreBackend", "base_directory": self.docs_path},
+                },
+            )
+        self.batches = self.context.data_sources.add_pandas("nightshift").add_dataframe_asset(spec.name)
+        self.checkpoints: dict[tuple, Any] = {}
+
+    def _checkpoint(self, rules: list[_Rule], label: str | None) -> Any:
+        """The checkpoint for this ordered rule set, built the first time it is seen (named `<spec>.<mode>`, and
+        `<spec>.<mode>.<label>` for a later rule set: a batch that dropped rules the first batch decided or skipped)."""
+        import great_expectations as gx
+
+        key = tuple(_rule_key(rule) for rule in rules)
+        if key in self.checkpoints:
+            return self.checkpoints[key]
+        name = f"{self.spec.name}.{self.mode}" + (f".{label or len(self.checkpoints)}" if self.checkpoints else "")
+        suite = gx.ExpectationSuite(name=name, meta={"source": self.source})
+        for index, rule in enumerate(rules):
+            rule.expectation.meta = {**(rule.expectation.meta or {}), "nightshift_rule": index}
+            suite.add_expectation(rule.expectation)
+        definition = self.context.validation_definitions.add(gx.ValidationDefinition(
+            name=name, data=self.batches.add_batch_definition_whole_dataframe(name), suite=self.context.suites.add(suite)))
+        self.checkpoints[key] = self.context.checkpoints.add(gx.Checkpoint(
+            name=name, validation_definitions=[definition], actions=[],
+            result_format={"result_format": "SUMMARY", "partial_unexpected_count": 20}))
+        return self.checkpoints[key]
+
+    def run(self, plan: _Plan, label: str | None = None) -> tuple[list, Any]:
+        """(one result per rule of the plan, the checkpoint result to hand to build_docs)."""
+        from great_expectations.core.run_identifier import RunIdentifier
+
+        for index, rule in enumerate(plan.rules):  # rules equal by key to the suite's: same index, same meaning
+            rule.expectation.meta = {**(rule.expectation.meta or {}), "nightshift_rule": index}
+        run = self._checkpoint(plan.rules, label).run(batch_parameters={"dataframe": plan.view},
+                                              run_id=RunIdentifier(run_name=_safe_run_name(self.source)))
+        return list(next(iter(run.run_results.values())).results), run
+
+    def build_docs(self, run: Any) -> str | None:
+        """Render the Data Docs site for one checkpoint result; its folder (None without docs_dir)."""
+        if self.docs_path is None:
+            return None
+        from great_expectations.checkpoint import UpdateDataDocsAction
+
+        UpdateDataDocsAction(name="data_docs", site_names=[_SITE]).run(run)
+        return self.docs_path
+
+
 def _run_suite(plan: _Plan, spec: Pipeline, mode: str, source: str, docs_dir: str | Path | None) -> tuple[list, str | None]:
     """Run the plan's rules on its view with GX; (one result per rule, the Data Docs folder when docs_dir is given)."""
-    _quiet_gx()
-    import great_expectations as gx
-    from great_expectations.checkpoint import UpdateDataDocsAction
-    from great_expectations.core.run_identifier import RunIdentifier
-    from great_expectations.data_context.types.base import ProgressBarsConfig
-
-    context = gx.get_context(mode="ephemeral")
-    context.variables.progress_bars = ProgressBarsConfig(globally=False)
-    actions = []
-    docs_path: str | None = None
-    if docs_dir is not None:
-        docs_path = str(Path(docs_dir).resolve())
-        Path(docs_path).mkdir(parents=True, exist_ok=True)
-        context.add_data_docs_site(
-            _SITE,
-            {
-                "class_name": "SiteBuilder",
-                "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
-                "store_backend": {"class_name": "TupleFilesystemStoreBackend", "base_directory": docs_path},
-            },
-        )
-        actions.append(UpdateDataDocsAction(name="data_docs", site_names=[_SITE]))
-
-    batch_definition = (
-        context.data_sources.add_pandas("nightshift")
-        .add_dataframe_asset(spec.name)
-        .add_batch_definition_whole_dataframe(mode)
-    )
-    suite = gx.ExpectationSuite(name=f"{spec.name}.{mode}", meta={"source": source})
-    for index, rule in enumerate(plan.rules):
-        rule.expectation.meta = {**(rule.expectation.meta or {}), "nightshift_rule": index}
-        suite.add_expectation(rule.expectation)
-    suite = context.suites.add(suite)
-    definition = context.validation_definitions.add(
-        gx.ValidationDefinition(name=f"{spec.name}.{mode}", data=batch_definition, suite=suite)
-    )
-    checkpoint = context.checkpoints.add(
-        gx.Checkpoint(
-            name=f"{spec.name}.{mode}",
-            validation_definitions=[definition],
-            actions=actions,
-            result_format={"result_format": "SUMMARY", "partial_unexpected_count": 20},
-        )
-    )
-    run = checkpoint.run(
-        batch_parameters={"dataframe": plan.view},
-        run_id=RunIdentifier(run_name=_safe_run_name(source)),
-    )
-    suite_result = next(iter(run.run_results.values()))
-    return list(suite_result.results), docs_path
+    suites = _Suites(spec, mode, source, docs_dir)
+    results, run = suites.run(plan)
+    return results, suites.build_docs(run)
 
 
 def _verdict(reported: list, rows: int, source: str, mode: str, spec: Pipeline, docs_path: str | None, skipped: list,
-             run_dir: str | None, docs_kept_at: str | None = None) -> dict:
-    """The summary from `(rule index, entry, failure lines, result)` per rule; raises ValidationFailed on a failure."""
+             run_dir: str | None, docs_kept_at: str | None = None, docs_batch: int | None = None) -> dict:
+    """The summary from `(rule index, entry, failure lines, result)` per rule; raises ValidationFailed on a failure.
+    `docs_batch`: which batch of a batched validation the Data Docs show (counting from 0)."""
     results: list[dict] = []
     failures: list[str] = []
     reported.sort(key=lambda item: item[0])  # suite order: table shape, then column by column
@@ -244,6 +268,7 @@ def _verdict(reported: list, rows: int, source: str, mode: str, spec: Pipeline, 
         "docs_dir": docs_path,
         "results": results,
         "skipped": skipped,
+        **({} if docs_batch is None else {"docs_batch": docs_batch}),
     }
     log.info(
         "validated %d rows from %s against %s (%s): %d expectations, %d failure(s), %d rule(s) skipped%s",
@@ -297,39 +322,39 @@ def validate_snapshot(
         return validate_frame(frame, spec, include_target=include_target, source=source, docs_dir=docs_dir, files=files,
                               run_dir=run_dir, docs_kept_at=docs_kept_at)
     import gc
-    import shutil
     import tempfile
     from types import SimpleNamespace
 
     mode = "training" if include_target else "scoring"
-    merged: dict[tuple, dict] = {}  # rule key -> {"rule", "results", "position"} in first-seen (suite) order
+    merged: dict[tuple, dict] = {}  # rule key -> {"rule", "results"} in first-seen (suite) order
     skipped: dict[tuple, dict] = {}
-    docs_batch, docs_failed = None, False
-    with tempfile.TemporaryDirectory() as scratch:
-        for number, (offset, groups) in enumerate(_batches(reader, batch_rows)):
-            frame = reader.read_row_groups(groups, columns=columns).to_pandas()
-            frame.index = range(offset, offset + len(frame))  # GX reports example rows by snapshot position
-            plan = _plan(frame, spec, include_target=include_target)
-            for rule in plan.rules:
-                merged.setdefault(_rule_key(rule), {"rule": rule, "results": []})
-            for entry in plan.skipped:
-                skipped.setdefault((entry["column"], entry["rule"]), entry)
-            batch = _Plan([r for r in plan.rules if type(r.expectation).__name__ not in _GLOBAL], plan.skipped, plan.view)
-            folder = None if docs_dir is None else Path(scratch) / f"batch-{number}"
-            results, _ = _run_suite(batch, spec, mode, source, folder)
-            del frame, plan
-            for result in results:
-                rule = batch.rules[int((result.expectation_config.meta or {})["nightshift_rule"])]
-                merged[_rule_key(rule)]["results"].append(result)
-            failed = any(not r.success for r in results)
-            if docs_dir is not None and (docs_batch is None or (failed and not docs_failed)):
-                docs_batch, docs_failed = number, failed
-            del batch, results
-            gc.collect()  # GX's result objects form cycles that hold the batch frame: 4M rows peaked 1,644 -> 1,140 MiB
-        docs_path = None
-        if docs_dir is not None:
-            docs_path = str(Path(docs_dir).resolve())
-            shutil.copytree(Path(scratch) / f"batch-{docs_batch}", docs_path, dirs_exist_ok=True)
+    suites = _Suites(spec, mode, source, docs_dir)
+    docs_batch, docs_run, docs_failed = None, None, False
+    for number, (offset, groups) in enumerate(_batches(reader, batch_rows)):
+        frame = reader.read_row_groups(groups, columns=columns).to_pandas()
+        frame.index = range(offset, offset + len(frame))  # GX reports example rows by snapshot position
+        plan = _plan(frame, spec, include_target=include_target)
+        for rule in plan.rules:
+            merged.setdefault(_rule_key(rule), {"rule": rule, "results": []})
+        for entry in plan.skipped:
+            skipped.setdefault((entry["column"], entry["rule"]), entry)
+        batch = _Plan([r for r in plan.rules if type(r.expectation).__name__ not in _GLOBAL
+                       and not (number and _decided_by_schema(r, spec, reader.schema_arrow))], plan.skipped, plan.view)
+        results, run = suites.run(batch, f"batch-{number}")
+        del frame, plan
+        for result in results:
+            rule = batch.rules[int((result.expectation_config.meta or {})["nightshift_rule"])]
+            item = merged[_rule_key(rule)]
+            if not result.success and all(r.success for r in item["results"]):
+                item["rule"] = rule  # the first failing batch's words (a type rule's detail says what that batch held)
+            item["results"].append(result)
+        failed = any(not r.success for r in results)
+        if docs_dir is not None and (docs_batch is None or (failed and not docs_failed)):
+            docs_batch, docs_run, docs_failed = number, run, failed
+        del batch, results, run
+        gc.collect()  # GX's result objects form cycles that hold the batch frame: 4M rows peaked 1,644 -> 1,140 MiB
+    docs_path = suites.build_docs(docs_run)
+    del docs_run, suites
     snapshot = storage.local_copy(uri, tempfile.mkdtemp(prefix="nightshift-validate-")) if loc.fs.type_name != "local" else loc.path
     reported = []
     for position, (key, item) in enumerate(merged.items()):
@@ -339,8 +364,28 @@ def validate_snapshot(
         else:
             result = _merge_results(item["results"], SimpleNamespace)
         reported.append((position, *_report(rule, result, rows, _located(source, result, files)), result))
-    summary = _verdict(reported, rows, source, mode, spec, docs_path, list(skipped.values()), run_dir, docs_kept_at)
-    return {**summary, "docs_batch": docs_batch}
+    return _verdict(reported, rows, source, mode, spec, docs_path, list(skipped.values()), run_dir, docs_kept_at,
+                    docs_batch=docs_batch)
+
+
+def _decided_by_schema(rule: _Rule, spec: Pipeline, schema: Any) -> bool:
+    """Whether the snapshot's Arrow schema fixes this rule's outcome in every batch, so the first batch decides it: the
+    column set, each column's presence, and the type rule of a column declared string or category whose Arrow type
+    guarantees that every value GX sees is a str (text, or a category's numeric codes, which the view turns to text).
+    GX checks those values one by one, which was a quarter of a large snapshot's validation time."""
+    import pyarrow as pa
+
+    if rule.kind in ("table", "exist"):
+        return True
+    if rule.kind != "type" or rule.column not in schema.names or spec.columns[rule.column].type not in ("string", "category"):
+        return False
+    arrow = schema.field(rule.column).type
+    if pa.types.is_dictionary(arrow):
+        arrow = arrow.value_type
+    if pa.types.is_string(arrow) or pa.types.is_large_string(arrow) or pa.types.is_string_view(arrow):
+        return True
+    numeric = pa.types.is_integer(arrow) or pa.types.is_floating(arrow) or pa.types.is_boolean(arrow)
+    return spec.columns[rule.column].type == "category" and numeric
 
 
 def _batchable(spec: Pipeline, include_target: bool) -> bool:
