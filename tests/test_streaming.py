@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import yaml
@@ -167,7 +168,7 @@ def _verdict(call):
 
 
 def _comparable(summary: dict) -> dict:
-    return {k: v for k, v in summary.items() if k not in ("docs_dir", "docs_batch")}
+    return {k: v for k, v in summary.items() if k not in ("docs_dir", "docs_batch", "batches_in_gx", "rules_in_duckdb")}
 
 
 @pytest.mark.parametrize("include_target", [True, False])
@@ -227,3 +228,67 @@ def test_a_type_break_in_a_late_batch_is_found_though_text_types_are_decided_by_
     types = [r for r in batched["results"] if r["rule"].startswith("values must be of type")]
     assert {r["column"] for r in types} >= {"application_id", "grade", "region", "home_ownership", "age"}
     assert [r["column"] for r in types if not r["success"]] == ["age"]
+
+
+def _credit_doc() -> dict:
+    return yaml.safe_load((Path(__file__).parents[1] / "include/pipelines/credit_default.yaml").read_text())
+
+
+def test_rules_counted_in_duckdb_give_what_great_expectations_gives_batch_by_batch(tmp_path):
+    """The built-in row rules on columns whose parquet type fixes their view are counted over the whole snapshot in
+    DuckDB; every kind of them, broken in late batches, reads as the whole-frame GX verdict, words and examples alike."""
+    doc = _credit_doc()
+    doc["schema"]["grade"] = {"type": "category", "nullable": False, "values": [1, 2, 3, 4, 5, 6, 7]}  # integer codes
+    doc["schema"]["region"]["max_length"] = 7
+    spec = parse_spec(doc)
+
+    def edit(day):
+        day["grade"] = day["grade"].map({g: i + 1 for i, g in enumerate("ABCDEFG")}).astype("int64")
+        day.loc[4100, "grade"] = 9  # a code outside the set, shown as text like GX's view shows it
+        day.loc[[3000, 4400], "income"] = [np.nan, np.inf]  # NaN is missing (allowed); inf breaks finiteness
+        day.loc[3100, "utilization"] = 1.5
+        day.loc[[3200, 3201], "debt"] = np.nan  # not nullable: one stays a NaN in the file, one becomes a null
+        day.loc[3300, "employment_years"] = 71  # integer column, above its max
+        day.loc[3400, "region"] = "central-east"  # not in the set and longer than 7 characters
+        day.loc[3500, "home_ownership"] = "öwn"  # not in the set
+        day.loc[len(day) - 1, "application_id"] = "é" * 65  # 65 characters (130 bytes): one too many
+        return day
+
+    uri, _ = _snapshot(tmp_path, edit)
+    table = pq.read_table(uri)
+    for name in ("income", "debt"):  # other writers keep NaN as a value (pandas writes it as a null)
+        values = table[name].to_numpy()
+        if name == "debt":
+            values[3201] = np.nan
+        table = table.set_column(table.schema.get_field_index(name), name, pa.array(values, from_pandas=False))
+    pq.write_table(table, uri, row_group_size=700)
+    assert pq.read_table(uri)["income"].null_count == 0 and pq.read_table(uri)["debt"].null_count == 0
+    frame = pd.read_parquet(uri)
+    kwargs = dict(include_target=True, source="the day")
+    whole_message, whole = _verdict(lambda: validate.validate_frame(frame, spec, **kwargs, docs_dir=tmp_path / "docs-whole"))
+    pushed_message, pushed = _verdict(lambda: validate.validate_snapshot(uri, spec, **kwargs, docs_dir=tmp_path / "docs",
+                                                                          batch_rows=1500))
+    assert whole_message != "pass" and pushed_message == whole_message.replace("/docs-whole/", "/docs/")
+    assert _comparable(pushed) == _comparable(whole)
+    detail = (tmp_path / "docs" / "failures.txt").read_text()  # every example uncut, nulls and NaN as GX shows them
+    assert detail == (tmp_path / "docs-whole" / "failures.txt").read_text().replace("/docs-whole/", "/docs/")
+    broken = {(r["column"], r["expectation"].removeprefix("expect_column_"), r["unexpected_count"])
+              for r in whole["results"] if not r["success"]}
+    assert broken == {("grade", "values_to_be_in_set", 1), ("income", "values_to_not_be_in_set", 1),
+                      ("utilization", "values_to_be_between", 1), ("debt", "values_to_not_be_null", 2),
+                      ("employment_years", "values_to_be_between", 1), ("region", "values_to_be_in_set", 1),
+                      ("region", "value_lengths_to_be_between", 1), ("home_ownership", "values_to_be_in_set", 1),
+                      ("application_id", "value_lengths_to_be_between", 1)}
+    assert "e.g. ['9']" in whole_message and "e.g. ['central-east']" in whole_message
+    # GX read two of the four batches: the first, and the first one holding a broken row (rows 2,800..4,199)
+    assert pushed["rules_in_duckdb"] >= 20 and pushed["batches_in_gx"] == 2 and pushed["docs_batch"] == 2
+    assert (tmp_path / "docs" / "index.html").exists()
+
+
+def test_a_clean_snapshot_is_read_by_great_expectations_once(tmp_path):
+    uri, frame = _snapshot(tmp_path, lambda day: day)
+    spec = find_spec("credit_default")
+    batched = validate.validate_snapshot(uri, spec, include_target=True, source="the day", batch_rows=1500)
+    whole = validate.validate_frame(frame, spec, include_target=True, source="the day")
+    assert batched["success"] and _comparable(batched) == _comparable(whole)
+    assert batched["batches_in_gx"] == 1 and batched["docs_batch"] if "docs_batch" in batched else True

@@ -249,9 +249,9 @@ def _run_suite(plan: _Plan, spec: Pipeline, mode: str, source: str, docs_dir: st
 
 
 def _verdict(reported: list, rows: int, source: str, mode: str, spec: Pipeline, docs_path: str | None, skipped: list,
-             run_dir: str | None, docs_kept_at: str | None = None, docs_batch: int | None = None) -> dict:
+             run_dir: str | None, docs_kept_at: str | None = None, extra: dict | None = None) -> dict:
     """The summary from `(rule index, entry, failure lines, result)` per rule; raises ValidationFailed on a failure.
-    `docs_batch`: which batch of a batched validation the Data Docs show (counting from 0)."""
+    `extra`: more summary keys (a batched validation says which batch the Data Docs show, counting from 0)."""
     results: list[dict] = []
     failures: list[str] = []
     reported.sort(key=lambda item: item[0])  # suite order: table shape, then column by column
@@ -268,7 +268,7 @@ def _verdict(reported: list, rows: int, source: str, mode: str, spec: Pipeline, 
         "docs_dir": docs_path,
         "results": results,
         "skipped": skipped,
-        **({} if docs_batch is None else {"docs_batch": docs_batch}),
+        **(extra or {}),
     }
     log.info(
         "validated %d rows from %s against %s (%s): %d expectations, %d failure(s), %d rule(s) skipped%s",
@@ -282,8 +282,6 @@ def _verdict(reported: list, rows: int, source: str, mode: str, spec: Pipeline, 
 
 
 STREAM_ROWS = 500_000  # rows per Great Expectations batch when a snapshot is validated in batches
-GLOBAL_MEMORY = "256MB"  # DuckDB's memory limit for the rules over all rows (uniqueness, distinct classes)
-_GLOBAL = ("ExpectColumnValuesToBeUnique", "ExpectCompoundColumnsToBeUnique", "ExpectColumnUniqueValueCountToBeBetween")
 _PER_BATCH = ("ExpectTableColumnsToMatchSet", "ExpectColumnToExist", "ExpectColumnValuesToBeInTypeList")
 
 
@@ -303,12 +301,19 @@ def validate_snapshot(
     """validate_frame on a parquet snapshot without holding it: the same verdict, summary and messages.
 
     A snapshot of at most `batch_rows` rows (or one whose spec has an expectation that is not row by row, such as a
-    mean or a row count, which batches cannot decide) is read whole and given to validate_frame. A larger one runs the
-    suite per batch of row groups (at most about `batch_rows` rows, indexed by their position in the snapshot, so a
-    failure still names the file behind its rows); per rule the batches' counts are summed, examples are the first
-    batches' (at most 20) and a rule fails when any batch fails it. Rules over all rows (key uniqueness, distinct
-    target classes) are computed exactly with DuckDB over the whole file. The Data Docs are one batch's: the first
-    batch that failed a rule, else the first batch (`summary["docs_batch"]`, counting from 0)."""
+    mean or a row count, which batches cannot decide) is read whole and given to validate_frame. A larger one is read
+    in batches of row groups (at most about `batch_rows` rows, indexed by their position in the snapshot, so a failure
+    still names the file behind its rows), and each rule is decided where it costs least, with the same answer:
+    - the first batch runs every rule with Great Expectations (the Data Docs, and the rules the schema fixes);
+    - rules over all rows (key uniqueness, distinct target classes) and the built-in row-by-row rules on columns whose
+      parquet type fixes their pandas view are counted over the whole file with DuckDB (steps/row_rules.py);
+    - what is left (custom expectations, a column whose type can break in any batch) runs with Great Expectations on
+      every batch: per rule the batches' counts are summed, examples are the first batches' (at most 20), and a rule
+      fails when any batch fails it.
+    The Data Docs are one batch's: the first batch that broke a rule, else the first batch (`summary["docs_batch"]`,
+    counting from 0); `summary["batches_in_gx"]` counts the batches Great Expectations read."""
+    import tempfile
+
     import pyarrow.parquet as pq
 
     from nightshift.io import storage
@@ -321,81 +326,177 @@ def validate_snapshot(
         frame = reader.read(columns=columns).to_pandas()
         return validate_frame(frame, spec, include_target=include_target, source=source, docs_dir=docs_dir, files=files,
                               run_dir=run_dir, docs_kept_at=docs_kept_at)
-    import gc
-    import tempfile
-    from types import SimpleNamespace
+    with tempfile.TemporaryDirectory(prefix="nightshift-validate-") as folder:
+        batched = _Batched(reader, columns, spec, include_target, source, storage.local_copy(uri, folder))
+        return batched.verdict(batch_rows, docs_dir, files, run_dir, docs_kept_at)
 
-    mode = "training" if include_target else "scoring"
-    merged: dict[tuple, dict] = {}  # rule key -> {"rule", "results"} in first-seen (suite) order
-    skipped: dict[tuple, dict] = {}
-    suites = _Suites(spec, mode, source, docs_dir)
-    docs_batch, docs_run, docs_failed = None, None, False
-    for number, (offset, groups) in enumerate(_batches(reader, batch_rows)):
-        frame = reader.read_row_groups(groups, columns=columns).to_pandas()
+
+class _Batched:
+    """One batched validation of a parquet snapshot (see validate_snapshot); `snapshot` is its local path."""
+
+    def __init__(self, reader: Any, columns: list[str], spec: Pipeline, include_target: bool, source: str,
+                 snapshot: str):
+        self.reader, self.columns, self.spec, self.include_target = reader, columns, spec, include_target
+        self.source, self.snapshot, self.schema = source, snapshot, reader.schema_arrow
+        self.mode = "training" if include_target else "scoring"
+        self.merged: dict[tuple, dict] = {}  # rule key -> {"rule", "results"} in first-seen (suite) order
+        self.skipped: dict[tuple, dict] = {}
+        self.pushed: dict[tuple, Any] = {}  # rule key -> its result over all rows, from DuckDB
+
+    def verdict(self, batch_rows: int, docs_dir: str | Path | None, files: list | None, run_dir: str | None,
+                docs_kept_at: str | None) -> dict:
+        import gc
+        from types import SimpleNamespace
+
+        from nightshift.steps import row_rules
+
+        suites = _Suites(self.spec, self.mode, self.source, docs_dir)
+        batches = list(_batches(self.reader, batch_rows))
+        docs_batch, docs_run, docs_failed, left, failing_batch, in_gx = None, None, False, [], None, 0
+        for number, (offset, groups) in enumerate(batches):
+            if number and not left and number != failing_batch:
+                continue  # every rule of this batch is decided already (by the schema, or over all rows by DuckDB)
+            plan = self._plan(offset, groups)
+            if number == 0:
+                self.pushed = self._push_down(plan.rules)
+                failing_batch = _batch_of(batches, self._first_pushed_failure())
+                left = [r for r in plan.rules if self._left_to_gx(r)]
+            shown = number in (0, failing_batch)  # a batch whose Data Docs may be shown runs every rule
+            batch = _Plan([r for r in plan.rules if (shown or self._left_to_gx(r)) and _kind_of(r) not in row_rules.GLOBAL],
+                          plan.skipped, plan.view)
+            results, run = suites.run(batch, f"batch-{number}")
+            in_gx += 1
+            failed = self._merge(batch, results) or number == failing_batch
+            if docs_dir is not None and (docs_batch is None or (failed and not docs_failed)):
+                docs_batch, docs_run, docs_failed = number, run, failed
+            del plan, batch, results, run
+            gc.collect()  # GX's result objects form cycles that hold the batch frame: 4M rows peaked 1,644 -> 1,140 MiB
+        docs_path = suites.build_docs(docs_run)
+        del docs_run, suites
+        rows = self.reader.metadata.num_rows
+        reported = []
+        for position, (key, item) in enumerate(self.merged.items()):
+            rule = item["rule"]
+            if _kind_of(rule) in row_rules.GLOBAL:
+                result = row_rules.global_result(rule.expectation, self.snapshot)
+            else:
+                result = self.pushed.get(key) or _merge_results(item["results"], SimpleNamespace)
+            reported.append((position, *_report(rule, result, rows, _located(self.source, result, files)), result))
+        extra = {**({} if docs_batch is None else {"docs_batch": docs_batch}),
+                 "batches_in_gx": in_gx, "rules_in_duckdb": len(self.pushed)}
+        return _verdict(reported, rows, self.source, self.mode, self.spec, docs_path, list(self.skipped.values()), run_dir,
+                        docs_kept_at, extra)
+
+    def _plan(self, offset: int, groups: list[int]) -> _Plan:
+        """The rules and GX's view of one batch, its rows indexed by their position in the snapshot."""
+        frame = self.reader.read_row_groups(groups, columns=self.columns).to_pandas()
         frame.index = range(offset, offset + len(frame))  # GX reports example rows by snapshot position
-        plan = _plan(frame, spec, include_target=include_target)
+        plan = _plan(frame, self.spec, include_target=self.include_target)
         for rule in plan.rules:
-            merged.setdefault(_rule_key(rule), {"rule": rule, "results": []})
+            self.merged.setdefault(_rule_key(rule), {"rule": rule, "results": []})
         for entry in plan.skipped:
-            skipped.setdefault((entry["column"], entry["rule"]), entry)
-        batch = _Plan([r for r in plan.rules if type(r.expectation).__name__ not in _GLOBAL
-                       and not (number and _decided_by_schema(r, spec, reader.schema_arrow))], plan.skipped, plan.view)
-        results, run = suites.run(batch, f"batch-{number}")
-        del frame, plan
+            self.skipped.setdefault((entry["column"], entry["rule"]), entry)
+        return plan
+
+    def _push_down(self, rules: list[_Rule]) -> dict[tuple, Any]:
+        """The built-in row rules DuckDB decides exactly as GX would, counted over the whole snapshot in one scan."""
+        from nightshift.steps import row_rules
+
+        chosen = []
+        for rule in rules:
+            if rule.kind == "value" and _type_fixed(rule.column, self.spec, self.schema):
+                check = row_rules.unexpected_condition(rule.expectation, self.spec.columns[rule.column].type,
+                                                       self.schema.field(rule.column).type)
+                if check:
+                    chosen.append((rule, check))
+        results = row_rules.count_unexpected([(rule.expectation, check) for rule, check in chosen], self.snapshot)
+        return {_rule_key(rule): result for (rule, _), result in zip(chosen, results)}
+
+    def _first_pushed_failure(self) -> int | None:
+        """The snapshot position of the first row that breaks a rule decided by DuckDB."""
+        firsts = [r.result["partial_unexpected_index_list"][0] for r in self.pushed.values() if not r.success]
+        return min(firsts) if firsts else None
+
+    def _left_to_gx(self, rule: _Rule) -> bool:
+        """Whether GX must run this rule on every batch: neither fixed by the schema nor decided over all rows."""
+        from nightshift.steps import row_rules
+
+        return not (_decided_by_schema(rule, self.spec, self.schema) or _rule_key(rule) in self.pushed
+                    or _kind_of(rule) in row_rules.GLOBAL)
+
+    def _merge(self, batch: _Plan, results: list) -> bool:
+        """Add one batch's GX results to their rules (DuckDB's answers stand for the rules it decided); whether any of
+        the merged ones failed."""
+        failed = False
         for result in results:
             rule = batch.rules[int((result.expectation_config.meta or {})["nightshift_rule"])]
-            item = merged[_rule_key(rule)]
+            key = _rule_key(rule)
+            if key in self.pushed:
+                continue
+            item = self.merged[key]
             if not result.success and all(r.success for r in item["results"]):
                 item["rule"] = rule  # the first failing batch's words (a type rule's detail says what that batch held)
             item["results"].append(result)
-        failed = any(not r.success for r in results)
-        if docs_dir is not None and (docs_batch is None or (failed and not docs_failed)):
-            docs_batch, docs_run, docs_failed = number, run, failed
-        del batch, results, run
-        gc.collect()  # GX's result objects form cycles that hold the batch frame: 4M rows peaked 1,644 -> 1,140 MiB
-    docs_path = suites.build_docs(docs_run)
-    del docs_run, suites
-    snapshot = storage.local_copy(uri, tempfile.mkdtemp(prefix="nightshift-validate-")) if loc.fs.type_name != "local" else loc.path
-    reported = []
-    for position, (key, item) in enumerate(merged.items()):
-        rule = item["rule"]
-        if type(rule.expectation).__name__ in _GLOBAL:
-            result = _global_result(rule, snapshot)
-        else:
-            result = _merge_results(item["results"], SimpleNamespace)
-        reported.append((position, *_report(rule, result, rows, _located(source, result, files)), result))
-    return _verdict(reported, rows, source, mode, spec, docs_path, list(skipped.values()), run_dir, docs_kept_at,
-                    docs_batch=docs_batch)
+            failed = failed or not result.success
+        return failed
+
+
+def _kind_of(rule: _Rule) -> str:
+    return type(rule.expectation).__name__
+
+
+def _batch_of(batches: list[tuple[int, list[int]]], row: int | None) -> int | None:
+    """The number of the batch holding snapshot row `row` (None for None)."""
+    import bisect
+
+    if row is None:
+        return None
+    return bisect.bisect_right([offset for offset, _ in batches], row) - 1
 
 
 def _decided_by_schema(rule: _Rule, spec: Pipeline, schema: Any) -> bool:
     """Whether the snapshot's Arrow schema fixes this rule's outcome in every batch, so the first batch decides it: the
-    column set, each column's presence, and the type rule of a column declared string or category whose Arrow type
-    guarantees that every value GX sees is a str (text, or a category's numeric codes, which the view turns to text).
-    GX checks those values one by one, which was a quarter of a large snapshot's validation time."""
-    import pyarrow as pa
-
+    column set, each column's presence, and the type rule of a column whose parquet type fixes its type (_type_fixed).
+    GX checks text values one by one, which was a quarter of a large snapshot's validation time."""
     if rule.kind in ("table", "exist"):
         return True
-    if rule.kind != "type" or rule.column not in schema.names or spec.columns[rule.column].type not in ("string", "category"):
+    return rule.kind == "type" and _type_fixed(rule.column, spec, schema)
+
+
+def _type_fixed(column: str | None, spec: Pipeline, schema: Any) -> bool:
+    """Whether the column's parquet type guarantees the outcome of its type rule in every batch: text for a string or
+    category column (GX sees str values), numbers for a category (the view turns codes to text), integers for an
+    integer column (with nulls pandas reads float64 holding whole numbers, which the view passes), integers or floats
+    for a float column, timestamps for a timestamp column."""
+    import pyarrow as pa
+
+    if column not in schema.names or column not in spec.columns:
         return False
-    arrow = schema.field(rule.column).type
+    arrow = schema.field(column).type
     if pa.types.is_dictionary(arrow):
         arrow = arrow.value_type
-    if pa.types.is_string(arrow) or pa.types.is_large_string(arrow) or pa.types.is_string_view(arrow):
-        return True
-    numeric = pa.types.is_integer(arrow) or pa.types.is_floating(arrow) or pa.types.is_boolean(arrow)
-    return spec.columns[rule.column].type == "category" and numeric
+    logical = spec.columns[column].type
+    text = pa.types.is_string(arrow) or pa.types.is_large_string(arrow) or pa.types.is_string_view(arrow)
+    numeric = pa.types.is_integer(arrow) or pa.types.is_floating(arrow)
+    return {
+        "string": text,
+        "category": text or numeric or pa.types.is_boolean(arrow),
+        "integer": pa.types.is_integer(arrow),
+        "float": numeric,
+        "timestamp": pa.types.is_timestamp(arrow),
+    }.get(logical, False)
 
 
 def _batchable(spec: Pipeline, include_target: bool) -> bool:
-    """Whether every rule can be decided batch by batch (row-by-row rules) or over the whole file (_GLOBAL)."""
+    """Whether every rule can be decided batch by batch (row-by-row rules) or over the whole file (row_rules.GLOBAL)."""
     from great_expectations.expectations import expectation as base
+
+    from nightshift.steps.row_rules import GLOBAL
 
     row_wise = (base.ColumnMapExpectation, base.ColumnPairMapExpectation, base.MulticolumnMapExpectation)
     for expectation, _columns, _words in _spec_expectations(spec, include_target=include_target):
         name = type(expectation).__name__
-        if name not in _GLOBAL and name not in _PER_BATCH and not isinstance(expectation, row_wise):
+        if name not in GLOBAL and name not in _PER_BATCH and not isinstance(expectation, row_wise):
             return False
     return True
 
@@ -439,49 +540,6 @@ def _merge_results(results: list, namespace: Any) -> Any:
     info = next((r.exception_info for r in results if _exception_message(r.exception_info)), first.exception_info)
     return namespace(expectation_config=first.expectation_config, result=res, exception_info=info,
                      success=not failing)
-
-
-def _global_result(rule: _Rule, snapshot: str) -> Any:
-    """Uniqueness and distinct-class rules over every row of the snapshot, in GX's result shape (DuckDB)."""
-    from types import SimpleNamespace
-
-    import duckdb
-
-    expectation = rule.expectation
-    kwargs = expectation.configuration.kwargs
-    name = type(expectation).__name__
-    import tempfile
-
-    q = lambda c: '"' + str(c).replace('"', '""') + '"'  # noqa: E731
-    with duckdb.connect() as con, tempfile.TemporaryDirectory(prefix="nightshift-duckdb-") as spill:
-        # bounded memory: 10M keys hashed in memory take ~1.3 GiB; within the limit DuckDB spills to `spill` instead
-        con.execute(f"SET memory_limit = '{GLOBAL_MEMORY}'")
-        con.execute("SET preserve_insertion_order = false")
-        con.execute("SET temp_directory = '" + spill.replace("'", "''") + "'")
-        path = "'" + str(snapshot).replace("'", "''") + "'"
-        con.execute(f"CREATE VIEW snap AS SELECT *, file_row_number AS __row FROM read_parquet({path}, file_row_number = true)")
-        if name == "ExpectColumnUniqueValueCountToBeBetween":
-            (observed,) = con.execute(f"SELECT count(DISTINCT {q(kwargs['column'])}) FROM snap").fetchone()
-            low, high = kwargs.get("min_value"), kwargs.get("max_value")
-            success = (low is None or observed >= low) and (high is None or observed <= high)
-            res = {"observed_value": int(observed)}
-        else:
-            cols = [kwargs["column"]] if name == "ExpectColumnValuesToBeUnique" else list(kwargs["column_list"])
-            keys = ", ".join(q(c) for c in cols)
-            present = " AND ".join(f"{q(c)} IS NOT NULL" for c in cols) if len(cols) == 1 else (
-                "NOT (" + " AND ".join(f"{q(c)} IS NULL" for c in cols) + ")")
-            dup = f"SELECT {keys} FROM snap WHERE {present} GROUP BY {keys} HAVING count(*) > 1"
-            (count,) = con.execute(f"SELECT count(*) FROM snap WHERE {present} AND ({keys}) IN ({dup})" if len(cols) > 1 else
-                                   f"SELECT count(*) FROM snap WHERE {q(cols[0])} IN ({dup})").fetchone()
-            examples = con.execute(f"SELECT {keys}, __row FROM snap WHERE ({keys}) IN ({dup}) ORDER BY __row LIMIT 20"
-                                   if len(cols) > 1 else
-                                   f"SELECT {keys}, __row FROM snap WHERE {q(cols[0])} IN ({dup}) ORDER BY __row LIMIT 20").fetchall()
-            values = [row[0] if len(cols) == 1 else dict(zip(cols, row[:-1])) for row in examples]
-            res = {"unexpected_count": int(count), "partial_unexpected_list": values,
-                   "partial_unexpected_index_list": [int(row[-1]) for row in examples] if len(cols) == 1 else values}
-            success = count == 0
-    config = SimpleNamespace(type=expectation.configuration.type, meta={})
-    return SimpleNamespace(expectation_config=config, result=res, exception_info=None, success=success)
 
 
 def _full_lines(failures: list[str], reported: list) -> str:
