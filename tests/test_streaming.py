@@ -292,3 +292,38 @@ def test_a_clean_snapshot_is_read_by_great_expectations_once(tmp_path):
     whole = validate.validate_frame(frame, spec, include_target=True, source="the day")
     assert batched["success"] and _comparable(batched) == _comparable(whole)
     assert batched["batches_in_gx"] == 1 and batched["docs_batch"] if "docs_batch" in batched else True
+
+
+def test_lineage_read_as_categories_holds_the_same_rows_as_a_plain_read(tmp_path):
+    """warehouse.read_rows(categorical=...) reads each (date, version, run) group's scores on their own and keeps the
+    lineage once per group; the rows of every group are the plain read's, in the table's order."""
+    from nightshift.io.warehouse import DuckDBWarehouse
+
+    rng = np.random.default_rng(3)
+    n = 3000
+    rows = pa.table({
+        "MODEL_NAME": ["m"] * n,
+        "MODEL_VERSION": rng.choice(["1", "2", "10"], n),
+        "MLFLOW_RUN_ID": rng.choice(["run-a", "run-b"], n),
+        "PARTITION_DATE": pa.array(rng.choice([date(2026, 2, 1), date(2026, 2, 2), date(2026, 2, 3)], n), pa.date32()),
+        "APPLICATION_ID": [f"A{i}" for i in range(n)],
+        "SCORE": rng.random(n),
+    })
+    path = tmp_path / "scores.parquet"
+    pq.write_table(rows, path)
+    warehouse = DuckDBWarehouse(str(tmp_path / "w.duckdb"))
+    warehouse.publish("SCORES", rows.schema, [str(path)], "m", [date(2026, 2, 1), date(2026, 2, 2), date(2026, 2, 3)], n)
+    lineage = ("MODEL_VERSION", "MLFLOW_RUN_ID", "PARTITION_DATE")
+    columns = ["APPLICATION_ID", "SCORE", *lineage]
+    dates = [date(2026, 2, 1), date(2026, 2, 3)]
+    coded = warehouse.read_rows("SCORES", "m", dates, columns, categorical=lineage)
+    plain = warehouse.read_rows("SCORES", "m", dates, columns)
+    assert all(isinstance(coded[c].dtype, pd.CategoricalDtype) for c in lineage)
+    assert len(coded) == len(plain) == int(np.isin(rows["PARTITION_DATE"].to_numpy(), np.array(dates, dtype="datetime64[D]")).sum())
+    expected = plain.assign(PARTITION_DATE=pd.to_datetime(plain["PARTITION_DATE"]).dt.date)
+    for (version, run, day), group in coded.groupby(list(lineage), observed=True):
+        same = expected[(expected["MODEL_VERSION"] == version) & (expected["MLFLOW_RUN_ID"] == run)
+                        & (expected["PARTITION_DATE"] == day)]
+        assert group["APPLICATION_ID"].tolist() == same["APPLICATION_ID"].tolist()
+        assert group["SCORE"].tolist() == same["SCORE"].tolist()
+    assert warehouse.read_rows("SCORES", "m", [date(2026, 3, 1)], columns, categorical=lineage).empty

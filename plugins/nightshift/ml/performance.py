@@ -40,11 +40,11 @@ def _expected_curve(scores: Any) -> tuple[Any, Any, Any]:
     import numpy as np
 
     p, _ = _arrays(scores)
-    order = np.argsort(-p, kind="mergesort")
-    sorted_p = p[order]
-    tp, fp = np.cumsum(sorted_p), np.cumsum(1 - sorted_p)
-    last = np.r_[np.flatnonzero(np.diff(sorted_p)), sorted_p.size - 1]  # the last row of each run of tied scores
-    return np.r_[0.0, tp[last]], np.r_[0.0, fp[last]], sorted_p[last]
+    sorted_p = np.sort(p)[::-1]  # highest first (a view: one array of the day's size, not an argsort and a copy)
+    last = np.flatnonzero(sorted_p[1:] != sorted_p[:-1])
+    last = np.append(last, sorted_p.size - 1)  # the last row of each run of tied scores
+    tp = np.cumsum(sorted_p)[last]  # the expected false positives up to row i are (i + 1) - tp: no second cumsum
+    return np.r_[0.0, tp], np.r_[0.0, (last + 1) - tp], sorted_p[last]
 
 
 def expected_roc_auc(scores: Any) -> float:
