@@ -379,3 +379,25 @@ def test_category_counts_stay_bounded_and_the_unseen_total_exact(reference, monk
     result = stats_.result(region, Drift())
     assert result["unseen_categories"] == 10 * 30 and result["unseen_examples"].startswith("atlantis, ")
     assert result["_actual"][list(region["counts"]).index("north")] == 100 and result["_actual"][-1] == 300
+
+
+@pytest.mark.parametrize("values", [
+    pd.Series(["x", None, "y", "x", "z", None, "y", "x"], dtype="str"),
+    pd.Series([3, 1, 3, 2, 7, 1, 3]),
+    pd.Series([2.0, np.nan, 0.5, 2.0, 1e-7, np.nan]),
+    pd.Series([True, False, True, True]),
+    pd.Series(pd.array([1, None, 3, 3, 2], dtype="Int64")),
+    pd.Series(["b", 1, None, "1", 2.0], dtype=object),  # mixed values: text row by row, "1" and 1 alike
+], ids=["str", "int", "float", "bool", "Int64", "object"])
+def test_category_counts_are_the_counts_of_the_values_as_text(values):
+    """CategoryStats counts distinct values before making text of them: the same rows per text, in the order of first
+    appearance, as the whole column turned to text and counted."""
+    stats = monitor.CategoryStats({"counts": {}})
+    half = len(values) // 2
+    stats.add(values.iloc[:half])
+    stats.add(values.iloc[half:])
+    text = values.astype(object).map(lambda v: None if pd.isna(v) else str(v))
+    expected = text.dropna().value_counts(sort=False)
+    assert (stats.rows, stats.nulls) == (len(values), int(text.isna().sum()))
+    assert dict(stats.values.counts) == expected.to_dict()
+    assert list(stats.values.counts) == list(dict.fromkeys(text.dropna()))

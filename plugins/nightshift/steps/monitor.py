@@ -92,8 +92,12 @@ class ValueCounts:
         self.keep, self.dropped = set(keep), 0
 
     def add(self, present: "pd.Series") -> None:
+        self.add_counts(present.value_counts(sort=False).items())
+
+    def add_counts(self, items: Any) -> None:
+        """Add (value, rows) pairs, in order of first appearance."""
         counts = self.counts
-        for value, count in present.value_counts(sort=False).items():
+        for value, count in items:
             counts[value] = counts.get(value, 0) + int(count)
         if len(counts) > len(self.keep) + 2 * VALUES_KEPT:
             self._prune()
@@ -186,10 +190,17 @@ class CategoryStats:
     def add(self, values: Any) -> None:
         import pandas as pd
 
-        text = profiles.as_categories(pd.Series(values))
-        nulls = int(text.isna().sum())
-        self.rows, self.nulls = self.rows + int(len(text)), self.nulls + nulls
-        self.values.add(text.dropna())
+        series = pd.Series(values)
+        if series.dtype == object or isinstance(series.dtype, pd.CategoricalDtype):  # mixed values: text row by row
+            text = profiles.as_categories(series)
+            self.rows, self.nulls = self.rows + int(len(text)), self.nulls + int(text.isna().sum())
+            self.values.add(text.dropna())
+            return
+        # One dtype: distinct values never share a text (str of a number is its shortest round-trip form), so count the
+        # values first and make text of each distinct one, not of every row (2.7 of a 2M-row day's 4.4 s monitor).
+        counts = series.value_counts(sort=False, dropna=True)
+        self.rows, self.nulls = self.rows + int(len(series)), self.nulls + int(len(series) - counts.sum())
+        self.values.add_counts(zip(map(str, counts.index), counts.to_numpy()))
 
     def top(self) -> tuple[Any, int, int] | None:
         return self.values.top(self.rows - self.nulls)
