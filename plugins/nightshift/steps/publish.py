@@ -25,12 +25,15 @@ class EmptyDayRefused(IngestError):
 
 
 def rows_per_date(files: list[str]) -> Counter:
-    """Rows per PARTITION_DATE in the staged shard files (only that column is read)."""
+    """Rows per PARTITION_DATE in the staged shard files: only that column is read, and counted in Arrow (one Python
+    date per row, through pq.read_table's dataset layer, took 10 s for 10.8M rows; this takes 0.3 s)."""
+    import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
     counts: Counter = Counter()
     for path in files:
-        counts.update(pq.read_table(path, columns=["PARTITION_DATE"]).column(0).to_pylist())
+        for pair in pc.value_counts(pq.ParquetFile(path).read(columns=["PARTITION_DATE"]).column(0)).to_pylist():
+            counts[pair["values"]] += pair["counts"]
     return counts
 
 
