@@ -1,6 +1,7 @@
 """The categorical branch of the feature transformer against the chain it replaced, on real data.
 
-New models turn categories into text with `__missing__` for a missing value in one step (_TextOrMissing); models
+New models turn categories into text with `__missing__` for a missing value in one step (_TextOrMissing, and for one-hot
+encoding text and indicators in one step, _TextOneHot); models
 trained before kept _AsText (None for missing) followed by scikit-learn's constant imputer. Both must give the same
 matrix, fitted on the same rows: ISLP's `Wage` (3,000 workers, seven text columns), with missing and unseen values.
 """
@@ -48,7 +49,7 @@ def _previous_chain(steps: list) -> SkPipeline:
 @pytest.mark.parametrize("encode,max_categories", [("onehot", None), ("onehot", 3), ("ordinal", None)])
 def test_one_step_text_gives_the_matrix_of_the_previous_chain(wage, encode, max_categories):
     steps = transformers._categorical_steps(_spec(encode, max_categories))
-    assert [name for name, _ in steps] == ["as_text", "encode"]
+    assert [name for name, _ in steps] == (["encode"] if encode == "onehot" and not max_categories else ["as_text", "encode"])
     fit_rows, new_rows = wage.iloc[:2000], wage.iloc[2000:].copy()
     new_rows.iloc[:6, 0] = "9. Never seen in training"
     current = SkPipeline(steps).fit(fit_rows)
@@ -70,3 +71,50 @@ def test_text_or_missing_only_changes_the_missing_marker(wage):
     assert missing.sum() == wage.isna().sum().sum() > 0
     assert (filled[missing] == transformers.MISSING_CATEGORY).all()
     assert (filled[~missing] == as_text[~missing]).all()
+
+
+@pytest.mark.parametrize("unseen", ["ignore", "error"])
+def test_text_one_hot_gives_the_two_step_chains_matrix_names_and_errors(wage, unseen):
+    """_TextOneHot (Arrow's lookup, ones set in place) against _TextOrMissing + scikit-learn's OneHotEncoder with the
+    same settings, fitted on the same rows: the same matrix for Arrow-backed text, a reader's categorical, missing and
+    unseen values; the same names; and for unseen="error" the same error."""
+    from sklearn.preprocessing import OneHotEncoder
+
+    settings = dict(handle_unknown=unseen, sparse_output=False)
+    fit_rows, new_rows = wage.iloc[:2000], wage.iloc[2000:].copy()
+    assert isinstance(new_rows["region"].dtype, pd.StringDtype) and isinstance(new_rows["jobclass"].dtype, pd.CategoricalDtype)
+    fast = transformers._TextOneHot(**settings).fit(fit_rows)
+    chain = SkPipeline([("as_text", transformers._TextOrMissing()), ("encode", OneHotEncoder(**settings))]).fit(fit_rows)
+    got = fast.transform(new_rows)
+    np.testing.assert_array_equal(got, chain.transform(new_rows))
+    assert got.dtype == chain.transform(new_rows).dtype and got[:, :].sum() == len(new_rows) * len(TEXT)
+    assert list(fast.get_feature_names_out(TEXT)) == list(chain.get_feature_names_out(TEXT))
+    new_rows.iloc[:6, 0] = "9. Never seen in training"
+    if unseen == "ignore":
+        got = fast.transform(new_rows)
+        np.testing.assert_array_equal(got, chain.transform(new_rows))
+        assert got[:6, : len(fast.categories_[0])].sum() == 0  # an unseen value sets no column of its feature
+    else:
+        with pytest.raises(ValueError) as ours:
+            fast.transform(new_rows)
+        with pytest.raises(ValueError) as theirs:
+            chain.transform(new_rows)
+        assert str(ours.value) == str(theirs.value) and "Never seen" in str(ours.value)
+
+
+def test_integer_codes_and_object_text_take_the_same_categories():
+    """Category columns a reader gave as integer codes (float with nulls) or as Python objects match as the chain's text."""
+    from sklearn.preprocessing import OneHotEncoder
+
+    fit_rows = pd.DataFrame({"code": [1.0, 2.0, None, 3.0, 1.0], "word": pd.Series(["a", None, "b", "a", "c"], dtype=object)})
+    new_rows = pd.DataFrame({"code": [3.0, None, 7.0, 2.0], "word": pd.Series(["c", "z", None, "a"], dtype=object)})
+    fast = transformers._TextOneHot(handle_unknown="ignore", sparse_output=False).fit(fit_rows)
+    chain = SkPipeline([("as_text", transformers._TextOrMissing()),
+                        ("encode", OneHotEncoder(handle_unknown="ignore", sparse_output=False))]).fit(fit_rows)
+    np.testing.assert_array_equal(fast.transform(new_rows), chain.transform(new_rows))
+    assert list(fast.categories_[0]) == ["1.0", "2.0", "3.0", transformers.MISSING_CATEGORY]
+
+
+def test_new_models_one_hot_in_one_step_and_keep_the_chain_for_infrequent_categories():
+    assert [type(t).__name__ for _, t in transformers._categorical_steps(_spec("onehot"))] == ["_TextOneHot"]
+    assert [type(t).__name__ for _, t in transformers._categorical_steps(_spec("onehot", 3))] == ["_TextOrMissing", "OneHotEncoder"]

@@ -285,6 +285,7 @@ TRUSTED_MODEL_TYPES = (
     "nightshift.ml.transformers.DerivedColumns",
     "nightshift.ml.transformers._AsText",
     "nightshift.ml.transformers._TextOrMissing",
+    "nightshift.ml.transformers._TextOneHot",
     "numpy.dtype",
     "xgboost.core.Booster",
     "xgboost.sklearn.XGBClassifier",
