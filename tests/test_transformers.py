@@ -118,3 +118,21 @@ def test_integer_codes_and_object_text_take_the_same_categories():
 def test_new_models_one_hot_in_one_step_and_keep_the_chain_for_infrequent_categories():
     assert [type(t).__name__ for _, t in transformers._categorical_steps(_spec("onehot"))] == ["_TextOneHot"]
     assert [type(t).__name__ for _, t in transformers._categorical_steps(_spec("onehot", 3))] == ["_TextOrMissing", "OneHotEncoder"]
+
+
+@pytest.mark.parametrize("keep_empty", [True, False])
+def test_median_imputer_learns_scikit_learns_medians(keep_empty):
+    """_MedianImputer (np.nanmedian per column) against SimpleImputer(strategy="median") (a masked sort) on ISLP's
+    Wage numbers with missing values planted, an even and an odd count of present values, and an all-missing column."""
+    found = importlib.util.find_spec("ISLP")
+    frame = pd.read_csv(Path(found.origin).parent / "data" / "Wage.csv")[["year", "age", "logwage", "wage"]].astype("float64")
+    frame.loc[frame.index[::7], "age"] = np.nan
+    frame.loc[frame.index[3::11], "wage"] = np.nan
+    frame = frame.iloc[:2999]  # odd rows: some columns keep an odd count of values, others an even one
+    frame["empty"] = np.nan
+    settings = dict(strategy="median", keep_empty_features=keep_empty)
+    ours, theirs = transformers._MedianImputer(**settings).fit(frame), SimpleImputer(**settings).fit(frame)
+    assert {int(c) % 2 for c in frame.notna().sum()} == {0, 1}
+    np.testing.assert_array_equal(ours.statistics_, theirs.statistics_)
+    np.testing.assert_array_equal(ours.transform(frame), theirs.transform(frame))
+    assert list(ours.get_feature_names_out()) == list(theirs.get_feature_names_out())

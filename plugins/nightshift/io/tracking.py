@@ -286,6 +286,7 @@ TRUSTED_MODEL_TYPES = (
     "nightshift.ml.transformers._AsText",
     "nightshift.ml.transformers._TextOrMissing",
     "nightshift.ml.transformers._TextOneHot",
+    "nightshift.ml.transformers._MedianImputer",
     "numpy.dtype",
     "xgboost.core.Booster",
     "xgboost.sklearn.XGBClassifier",

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.impute import SimpleImputer
 from sklearn.preprocessing import OneHotEncoder
 
 from nightshift.spec import Pipeline, expressions
@@ -63,18 +64,40 @@ def model_input(frame: "pd.DataFrame", columns: list[str]) -> "pd.DataFrame":
 
 
 def _numeric_steps(spec: Pipeline) -> list:
-    from sklearn.impute import SimpleImputer
     from sklearn.preprocessing import MinMaxScaler, RobustScaler, StandardScaler
 
     n = spec.features.numeric
     steps = []
     if n.impute != "none":
         strategy = "constant" if n.impute == "zero" else n.impute
-        steps.append(("impute", SimpleImputer(strategy=strategy, fill_value=0.0, keep_empty_features=True)))
+        imputer = _MedianImputer if strategy == "median" else SimpleImputer
+        steps.append(("impute", imputer(strategy=strategy, fill_value=0.0, keep_empty_features=True)))
     scalers = {"standard": StandardScaler, "minmax": MinMaxScaler, "robust": RobustScaler}
     if n.scale in scalers:
         steps.append(("scale", scalers[n.scale]()))
     return steps
+
+
+class _MedianImputer(SimpleImputer):
+    """SimpleImputer(strategy="median") whose fit takes each float column's median with np.nanmedian (a partition per
+    column) instead of sorting a masked copy of the whole matrix (np.ma.median): the same statistics_
+    (tests/test_transformers.py), and the larger part of the feature transformer's fit on 200k rows gone. Anything
+    else (other strategies, other missing markers, non-float data) is SimpleImputer's own fit."""
+
+    def _dense_fit(self, X, strategy, missing_values, fill_value):  # noqa: N803 - scikit-learn's naming
+        import warnings
+
+        import numpy as np
+
+        nan_marker = isinstance(missing_values, float) and np.isnan(missing_values)
+        if strategy != "median" or X.dtype.kind != "f" or not nan_marker:
+            return super()._dense_fit(X, strategy, missing_values, fill_value)
+        super()._fit_indicator(np.isnan(X))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # an all-missing column: "All-NaN slice encountered"
+            median = np.nanmedian(X, axis=0)
+        median[np.isnan(median)] = 0 if self.keep_empty_features else np.nan
+        return median
 
 
 def _categorical_steps(spec: Pipeline) -> list:
