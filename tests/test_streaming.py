@@ -240,6 +240,7 @@ def test_rules_counted_in_duckdb_give_what_great_expectations_gives_batch_by_bat
     doc = _credit_doc()
     doc["schema"]["grade"] = {"type": "category", "nullable": False, "values": [1, 2, 3, 4, 5, 6, 7]}  # integer codes
     doc["schema"]["region"]["max_length"] = 7
+    doc["schema"]["home_ownership"]["values"].append("co-op') OR TRUE OR ('")  # a value is a bound parameter, not SQL
     spec = parse_spec(doc)
 
     def edit(day):

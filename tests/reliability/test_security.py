@@ -269,9 +269,11 @@ SAFE_INTERPOLATIONS = {  # every {...} inside SQL text must be an identifier che
     "source_sql(spec)",  # count_source_rows wraps the source's own SELECT; the interval stays bound parameters
     "catalog", "' AND '.join(where)",  # INFORMATION_SCHEMA lookup: checked database name; constant '... = %s' parts
     "column", "wanted",  # ALTER TABLE ADD COLUMN: identifier(field.name) and sql_type() from a fixed mapping
-    # streamed validation's exact global rules in an in-memory DuckDB: spec columns (checked identifiers) double-
-    # quoted by q(), the snapshot path as an escaped literal (read_parquet takes no parameters inside a view)
-    "path", "keys", "present", "dup", "q(cols[0])", "q(kwargs['column'])",
+    # streamed validation's rules over the whole snapshot in an in-memory DuckDB (steps/row_rules.py): spec columns
+    # double-quoted by _q(), the snapshot path as an escaped literal (read_parquet takes no parameters inside a view),
+    # conditions built only from those and `?` (every bound and allowed value is a bound parameter), a constant limit
+    "_text(str(path))", "keys", "present", "among", "_q(kwargs['column'])", "check.condition", "check.shown", "EXAMPLES",
+    "same",  # read_rows grouped by lineage: identifier(c) IS NOT DISTINCT FROM ? per grouped column
 }
 
 

@@ -138,7 +138,8 @@ def _read_grouped(con, where: str, params: list, columns: list[str], grouped: li
     sizes = [g[-1] for g in groups]
     others = [c for c in columns if c not in grouped]
     same = " AND ".join(f"{identifier(c)} IS NOT DISTINCT FROM ?" for c in grouped)
-    parts = [con.execute(f"SELECT {', '.join(identifier(c) for c in others)} {where} AND {same}", [*params, *group[:-1]]).df()
+    selected = ", ".join(identifier(c) for c in others)
+    parts = [con.execute(f"SELECT {selected} {where} AND {same}", [*params, *group[:-1]]).df()
              for group in groups] if others else [pd.DataFrame(index=range(sum(sizes)))]
     frame = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
     for i, name in enumerate(grouped):

@@ -17,8 +17,8 @@ missing values in every rule but "not null": the conditions below treat NaN the 
 from __future__ import annotations
 
 import contextlib
-import math
 import tempfile
+from dataclasses import dataclass
 from types import SimpleNamespace
 from typing import Any
 
@@ -44,17 +44,6 @@ def _text(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
-def _number(value: Any) -> str | None:
-    """A SQL literal for a plain number (inf as a DOUBLE), None for anything else (bools included)."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return None
-    if isinstance(value, float) and math.isinf(value):
-        return "'inf'::DOUBLE" if value > 0 else "'-inf'::DOUBLE"
-    if isinstance(value, float) and math.isnan(value):
-        return None
-    return repr(value)
-
-
 def _kind(arrow_type: Any) -> str | None:
     """'int', 'float', 'text' or 'time' for the parquet types whose pandas view is fixed by the type alone; else None."""
     import pyarrow as pa
@@ -72,10 +61,24 @@ def _kind(arrow_type: Any) -> str | None:
     return None
 
 
-def unexpected_condition(expectation: Any, logical: str, arrow_type: Any) -> tuple[str, str] | None:
-    """(the SQL condition true on exactly the rows GX would count as unexpected for this rule, the SQL expression of
-    the value GX would show for such a row), or None when the rule is not one DuckDB can decide the same way (an
-    unknown rule, extra kwargs, a type whose pandas view differs).
+@dataclass(frozen=True)
+class RowCheck:
+    """One rule as SQL over the view `snap`: `condition` is true on exactly the rows GX would count as unexpected, with
+    `params` bound to its `?` in order; `shown` is the value GX would show for such a row. Only identifiers (quoted by
+    _q) and `?` are ever written into the text: the spec's bounds and value sets are bound parameters."""
+
+    condition: str
+    params: tuple
+    shown: str
+
+
+def _plain_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and value == value  # NaN: no comparison
+
+
+def unexpected_condition(expectation: Any, logical: str, arrow_type: Any) -> RowCheck | None:
+    """The rule as a RowCheck, or None when it is not one DuckDB can decide the same way as GX (an unknown rule, extra
+    kwargs, a type whose pandas view differs, a bound that is not a plain number).
 
     `logical` is the spec's column type: a category column of integer codes is compared and shown as text ("1"), as
     the validation view shows it; an integer or float column is compared as numbers."""
@@ -89,34 +92,33 @@ def unexpected_condition(expectation: Any, logical: str, arrow_type: Any) -> tup
     # statistics, which leave NaN out, and so found no NaN row that a count had counted (tests/test_streaming.py).
     missing = f"{column} IS NULL" + (f" OR (NOT isfinite({column}) AND NOT isinf({column}))" if kind == "float" else "")
     if name == "ExpectColumnValuesToNotBeNull":
-        return missing, column
+        return RowCheck(missing, (), column)
     numeric = kind in ("int", "float") and logical in ("integer", "float")
     if name == "ExpectColumnValuesToBeBetween":
-        bounds = {op: _number(kwargs[key]) for op, key in (("<", "min_value"), (">", "max_value")) if key in kwargs}
-        if not numeric or not bounds or None in bounds.values():
+        bounds = [(op, kwargs[key]) for op, key in (("<", "min_value"), (">", "max_value")) if key in kwargs]
+        if not numeric or not bounds or not all(_plain_number(v) for _, v in bounds):
             return None
-        broken = " OR ".join(f"{column} {op} {value}" for op, value in bounds.items())
-        return f"NOT ({missing}) AND ({broken})", column
+        broken = " OR ".join(f"{column} {op} CAST(? AS DOUBLE)" for op, _ in bounds)
+        return RowCheck(f"NOT ({missing}) AND ({broken})", tuple(float(v) for _, v in bounds), column)
     if name in ("ExpectColumnValuesToBeInSet", "ExpectColumnValuesToNotBeInSet"):
         values = list(kwargs.get("value_set") or [])
-        if numeric:
-            literals = [_number(v) for v in values]
-            subject = column
-        elif (kind == "text" and logical in ("string", "category")) or (kind == "int" and logical == "category"):
-            literals = [_text(v) if isinstance(v, str) else None for v in values]
+        if numeric and values and all(_plain_number(v) for v in values):
+            subject, params, cast = column, tuple(float(v) for v in values), "DOUBLE"
+        elif ((kind == "text" and logical in ("string", "category")) or (kind == "int" and logical == "category")) \
+                and values and all(isinstance(v, str) for v in values):
             subject = column if kind == "text" else f"CAST({column} AS VARCHAR)"  # integer codes as text: 1 -> '1'
+            params, cast = tuple(values), "VARCHAR"
         else:
             return None
-        if not literals or None in literals:
-            return None
         test = "NOT IN" if name == "ExpectColumnValuesToBeInSet" else "IN"
-        return f"NOT ({missing}) AND {subject} {test} ({', '.join(literals)})", subject
+        placeholders = ", ".join([f"CAST(? AS {cast})"] * len(params))
+        return RowCheck(f"NOT ({missing}) AND {subject} {test} ({placeholders})", params, subject)
     if name == "ExpectColumnValueLengthsToBeBetween" and kind == "text":
-        low, high = kwargs.get("min_value"), kwargs.get("max_value")
-        if any(v is not None and (isinstance(v, bool) or not isinstance(v, int)) for v in (low, high)):
+        bounds = [(op, kwargs[key]) for op, key in (("<", "min_value"), (">", "max_value")) if key in kwargs]
+        if not bounds or not all(isinstance(v, int) and not isinstance(v, bool) for _, v in bounds):
             return None
-        broken = [f"length({column}) < {low}"] * (low is not None) + [f"length({column}) > {high}"] * (high is not None)
-        return (f"NOT ({missing}) AND ({' OR '.join(broken)})", column) if broken else None
+        broken = " OR ".join(f"length({column}) {op} ?" for op, _ in bounds)
+        return RowCheck(f"NOT ({missing}) AND ({broken})", tuple(v for _, v in bounds), column)
     return None
 
 
@@ -140,20 +142,20 @@ def _result(expectation: Any, res: dict, success: bool) -> SimpleNamespace:
     return SimpleNamespace(expectation_config=config, result=res, exception_info=None, success=success)
 
 
-def count_unexpected(rules: list[tuple[Any, tuple[str, str]]], path: str) -> list[SimpleNamespace]:
-    """GX-shaped results for `(expectation, (condition, shown value))` pairs (from unexpected_condition): every count
-    in one scan of the file, then the first EXAMPLES unexpected values and row positions of each failed rule."""
+def count_unexpected(rules: list[tuple[Any, RowCheck]], path: str) -> list[SimpleNamespace]:
+    """GX-shaped results for `(expectation, check)` pairs (checks from unexpected_condition): every count in one scan
+    of the file, then the first EXAMPLES unexpected values and row positions of each failed rule."""
     if not rules:
         return []
     with _snapshot(path) as con:
-        counts = con.execute("SELECT " + ", ".join(f"count(*) FILTER (WHERE {cond})" for _, (cond, _) in rules)
-                             + " FROM snap").fetchone()
+        counts = con.execute("SELECT " + ", ".join(f"count(*) FILTER (WHERE {check.condition})" for _, check in rules)
+                             + " FROM snap", [p for _, check in rules for p in check.params]).fetchone()
         out = []
-        for (expectation, (condition, shown)), count in zip(rules, counts):
+        for (expectation, check), count in zip(rules, counts):
             res: dict = {"unexpected_count": int(count), "partial_unexpected_list": [], "partial_unexpected_index_list": []}
             if count:
-                rows = con.execute(f"SELECT {shown}, __row FROM snap WHERE {condition} ORDER BY __row "
-                                   f"LIMIT {EXAMPLES}").fetchall()
+                rows = con.execute(f"SELECT {check.shown}, __row FROM snap WHERE {check.condition} ORDER BY __row "
+                                   f"LIMIT {EXAMPLES}", list(check.params)).fetchall()
                 res["partial_unexpected_list"] = [value for value, _ in rows]
                 res["partial_unexpected_index_list"] = [int(row) for _, row in rows]
             out.append(_result(expectation, res, success=count == 0))
