@@ -176,20 +176,24 @@ class _TextOneHot(OneHotEncoder):
 
         check_is_fitted(self)
         frame = X if isinstance(X, pd.DataFrame) else pd.DataFrame(X)
-        plain = (frame.shape[1] == self.n_features_in_ and not self.sparse_output and self.drop is None
-                 and not self._infrequent_enabled and self.handle_unknown in ("ignore", "error"))
+        if not (frame.shape[1] == self.n_features_in_ and not self.sparse_output and self.drop is None
+                and not self._infrequent_enabled and self.handle_unknown in ("ignore", "error")):
+            return self._two_steps(X)
         width = sum(len(c) for c in self.categories_)
-        out = np.zeros((len(frame), width), dtype=self.dtype) if plain else None
-        flat, starts = (out.reshape(-1), np.arange(len(frame), dtype=np.int64) * width) if plain else (None, None)
+        out = np.zeros((len(frame), width), dtype=self.dtype)
+        flat, starts = out.reshape(-1), np.arange(len(frame), dtype=np.int64) * width  # each row's first cell
         offset = 0
-        for i, categories in enumerate(self.categories_ if plain else []):
+        for i, categories in enumerate(self.categories_):
             codes = _text_codes(frame.iloc[:, i], categories)
             if codes is None or (self.handle_unknown == "error" and (codes < 0).any()):
-                plain = False
-                break
+                return self._two_steps(X)
             flat[(starts + (offset + codes))[codes >= 0]] = 1  # one flat index per row: cheaper than out[rows, cols]
             offset += len(categories)
-        return out if plain else super().transform(_TextOrMissing().transform(X))
+        return out
+
+    def _two_steps(self, X):  # noqa: N803
+        """_TextOrMissing, then OneHotEncoder's own transform (and its errors)."""
+        return super().transform(_TextOrMissing().transform(X))
 
 
 def _text_codes(column: "pd.Series", categories) -> "np.ndarray | None":

@@ -44,8 +44,9 @@ def _text(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
-def _kind(arrow_type: Any) -> str | None:
-    """'int', 'float', 'text' or 'time' for the parquet types whose pandas view is fixed by the type alone; else None."""
+def arrow_kind(arrow_type: Any) -> str | None:
+    """'int', 'float', 'text', 'bool' or 'time' for a parquet column's type (a dictionary by its values); else None.
+    validate.py decides from it whether a column's type rule holds in every batch."""
     import pyarrow as pa
 
     if pa.types.is_dictionary(arrow_type):
@@ -56,6 +57,8 @@ def _kind(arrow_type: Any) -> str | None:
         return "float"
     if pa.types.is_string(arrow_type) or pa.types.is_large_string(arrow_type) or pa.types.is_string_view(arrow_type):
         return "text"
+    if pa.types.is_boolean(arrow_type):
+        return "bool"
     if pa.types.is_timestamp(arrow_type):
         return "time"  # only "not null" is decided for it: nulls are NaT in pandas
     return None
@@ -84,8 +87,8 @@ def unexpected_condition(expectation: Any, logical: str, arrow_type: Any) -> Row
     the validation view shows it; an integer or float column is compared as numbers."""
     name = type(expectation).__name__
     kwargs = {k: v for k, v in expectation.configuration.kwargs.items() if v is not None}
-    kind = _kind(arrow_type)
-    if name not in _KWARGS or not set(kwargs) <= _KWARGS[name] or kind is None:
+    kind = arrow_kind(arrow_type)
+    if name not in _KWARGS or not set(kwargs) <= _KWARGS[name] or kind not in ("int", "float", "text", "time"):
         return None
     column = _q(kwargs["column"])
     # NaN as "neither finite nor infinite": DuckDB 2.0 skips row groups for a pushed-down isnan() by parquet min/max

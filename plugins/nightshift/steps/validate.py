@@ -468,23 +468,18 @@ def _type_fixed(column: str | None, spec: Pipeline, schema: Any) -> bool:
     category column (GX sees str values), numbers for a category (the view turns codes to text), integers for an
     integer column (with nulls pandas reads float64 holding whole numbers, which the view passes), integers or floats
     for a float column, timestamps for a timestamp column."""
-    import pyarrow as pa
+    from nightshift.steps.row_rules import arrow_kind
 
     if column not in schema.names or column not in spec.columns:
         return False
-    arrow = schema.field(column).type
-    if pa.types.is_dictionary(arrow):
-        arrow = arrow.value_type
-    logical = spec.columns[column].type
-    text = pa.types.is_string(arrow) or pa.types.is_large_string(arrow) or pa.types.is_string_view(arrow)
-    numeric = pa.types.is_integer(arrow) or pa.types.is_floating(arrow)
-    return {
-        "string": text,
-        "category": text or numeric or pa.types.is_boolean(arrow),
-        "integer": pa.types.is_integer(arrow),
-        "float": numeric,
-        "timestamp": pa.types.is_timestamp(arrow),
-    }.get(logical, False)
+    kind = arrow_kind(schema.field(column).type)
+    return kind in {
+        "string": ("text",),
+        "category": ("text", "int", "float", "bool"),
+        "integer": ("int",),
+        "float": ("int", "float"),
+        "timestamp": ("time",),
+    }.get(spec.columns[column].type, ())
 
 
 def _batchable(spec: Pipeline, include_target: bool) -> bool:
